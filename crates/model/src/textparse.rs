@@ -1,0 +1,1 @@
+//! Exposition-format parsers (text 0.0.4 and OpenMetrics 1.0).
