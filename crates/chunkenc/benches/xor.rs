@@ -10,7 +10,9 @@ fn samples(n: usize, counter: bool) -> Vec<(i64, f64)> {
     let mut x: u64 = 42;
     (0..n)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             t += 15_000 + ((x >> 60) as i64) - 8;
             if counter {
                 v += ((x >> 40) % 100) as f64;

@@ -116,7 +116,13 @@ mod tests {
         let mut a = XorChunk::new().appender();
         a.append(10, 3.0).unwrap();
         let c = a.finish().into_bytes();
-        let data = AggrChunk::encode([Some((Encoding::Xor, &c)), None, None, None, Some((Encoding::Xor, &c))]);
+        let data = AggrChunk::encode([
+            Some((Encoding::Xor, &c)),
+            None,
+            None,
+            None,
+            Some((Encoding::Xor, &c)),
+        ]);
         let ag = AggrChunk::new(&data);
         assert_eq!(ag.num_samples().unwrap(), 1);
         assert!(ag.get(AggrType::Sum).unwrap().is_none());

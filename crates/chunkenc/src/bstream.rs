@@ -33,7 +33,8 @@ impl BitWriter {
         if let Some(last) = self.stream.last_mut() {
             *last |= byt >> (8 - self.count);
         }
-        self.stream.push(((u16::from(byt) << self.count) & 0xff) as u8);
+        self.stream
+            .push(((u16::from(byt) << self.count) & 0xff) as u8);
     }
 
     /// Writes the `nbits` low bits of `u`, most significant first.
@@ -93,7 +94,11 @@ impl<'a> BitReader<'a> {
             let word = u64::from_be_bytes(w);
             let take = (64 - self.valid) / 8;
             let bits = take * 8;
-            let chunk = if bits == 64 { word } else { word >> (64 - bits) };
+            let chunk = if bits == 64 {
+                word
+            } else {
+                word >> (64 - bits)
+            };
             self.buf |= if self.valid == 0 && bits == 64 {
                 chunk
             } else {
@@ -139,7 +144,11 @@ impl<'a> BitReader<'a> {
         }
         // Take what is buffered, refill, take the rest.
         let have = self.valid;
-        let hi = if have == 0 { 0 } else { self.buf >> (64 - have) };
+        let hi = if have == 0 {
+            0
+        } else {
+            self.buf >> (64 - have)
+        };
         self.buf = 0;
         self.valid = 0;
         self.refill();

@@ -151,9 +151,7 @@ impl RawChunk {
     pub fn num_samples(&self) -> Result<usize> {
         match self.encoding {
             Encoding::Xor => Ok(xor_num_samples(&self.data)),
-            Encoding::Histogram | Encoding::FloatHistogram => {
-                Ok(xor_num_samples(&self.data))
-            }
+            Encoding::Histogram | Encoding::FloatHistogram => Ok(xor_num_samples(&self.data)),
             Encoding::Aggr => AggrChunk::new(&self.data).num_samples(),
             e => Err(Error::Unsupported(e)),
         }

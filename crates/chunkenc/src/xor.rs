@@ -322,7 +322,9 @@ impl<'a> XorIterator<'a> {
         let sig = 64u32
             .checked_sub(u32::from(self.st.leading) + u32::from(self.st.trailing))
             .filter(|s| *s > 0)
-            .ok_or(Error::Corrupt("XOR value reuses a window before one was set"))?;
+            .ok_or(Error::Corrupt(
+                "XOR value reuses a window before one was set",
+            ))?;
         let bits = self.r.read_bits(sig)?;
         let vbits = self.st.v.to_bits() ^ (bits << self.st.trailing);
         self.st.v = f64::from_bits(vbits);
@@ -450,7 +452,9 @@ mod tests {
 
     #[test]
     fn resume_continues_identically() {
-        let s: Vec<(i64, f64)> = (0..50).map(|i| (i * 15_000 + (i % 3), (i * i) as f64)).collect();
+        let s: Vec<(i64, f64)> = (0..50)
+            .map(|i| (i * 15_000 + (i % 3), (i * i) as f64))
+            .collect();
         let full = encode(&s);
         for cut in [0usize, 1, 2, 3, 17, 49] {
             let part = encode(&s[..cut]);
@@ -464,7 +468,11 @@ mod tests {
 
     #[test]
     fn truncated_is_error_not_panic() {
-        let b = encode(&(0..100).map(|i| (i * 1000, i as f64 * 0.7)).collect::<Vec<_>>());
+        let b = encode(
+            &(0..100)
+                .map(|i| (i * 1000, i as f64 * 0.7))
+                .collect::<Vec<_>>(),
+        );
         for n in 0..b.len() - 1 {
             let mut it = XorIterator::new(&b[..n]);
             let mut res = Ok(Some((0, 0.0)));

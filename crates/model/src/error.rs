@@ -11,6 +11,18 @@ pub enum Error {
         /// The compiler's message.
         msg: String,
     },
+    /// Exposition text (Prometheus text 0.0.4 or OpenMetrics 1.0) is malformed.
+    ///
+    /// Displays as `line 12: expected label value, got "x" (column 17)`.
+    #[error("line {line}: {msg} (column {col})")]
+    Parse {
+        /// 1-based line number of the offending line.
+        line: usize,
+        /// 1-based byte column within that line where the problem was found.
+        col: usize,
+        /// What is wrong.
+        msg: String,
+    },
 }
 
 /// Result with the model [`Error`].

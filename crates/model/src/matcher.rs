@@ -445,7 +445,10 @@ mod tests {
             re("foo|bar|baz").set_matches(),
             Some(vec!["bar".into(), "baz".into(), "foo".into()])
         );
-        assert_eq!(re("api-(a|b)").set_matches(), Some(vec!["api-a".into(), "api-b".into()]));
+        assert_eq!(
+            re("api-(a|b)").set_matches(),
+            Some(vec!["api-a".into(), "api-b".into()])
+        );
         assert_eq!(re("foo.*").prefix(), "foo");
         assert!(re("foo.*").matches("foo"));
         assert!(re(".*bar").matches("xbar"));
@@ -460,7 +463,9 @@ mod tests {
     fn empty_semantics() {
         assert!(Matcher::equal("x", "").matches_empty());
         assert!(!Matcher::not_equal("x", "").matches_empty());
-        assert!(Matcher::new(MatchType::NotRegex, "x", "a.*").unwrap().matches_empty());
+        assert!(Matcher::new(MatchType::NotRegex, "x", "a.*")
+            .unwrap()
+            .matches_empty());
         assert!(re("a|").matches_empty());
     }
 
