@@ -23,6 +23,16 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A series selector did not parse.
+    #[error("invalid series selector {selector:?} at position {pos}: {msg}")]
+    Selector {
+        /// The selector as written.
+        selector: String,
+        /// Byte offset of the problem.
+        pos: usize,
+        /// What is wrong.
+        msg: String,
+    },
 }
 
 /// Result with the model [`Error`].

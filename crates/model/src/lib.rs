@@ -10,6 +10,7 @@ pub mod gofmt;
 mod labels;
 mod matcher;
 mod sample;
+pub mod selector;
 pub mod textparse;
 
 pub use error::{Error, Result};

@@ -34,7 +34,10 @@ pub async fn dump(
         };
         let prefix = series.labels.to_string();
         let mut it = series.samples();
-        while let Some(smp) = it.next_sample().map_err(|e| Error::Input(format!("series {prefix}: {e}")))? {
+        while let Some(smp) = it
+            .next_sample()
+            .map_err(|e| Error::Input(format!("series {prefix}: {e}")))?
+        {
             if smp.t < mint || smp.t > maxt {
                 continue;
             }

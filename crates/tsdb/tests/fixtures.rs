@@ -54,7 +54,10 @@ fn block_stats_match_meta() {
             }
         }
         let st = &b.meta().stats;
-        assert_eq!((series, chunks, samples), (st.num_series, st.num_chunks, st.num_samples));
+        assert_eq!(
+            (series, chunks, samples),
+            (st.num_series, st.num_chunks, st.num_samples)
+        );
     }
 }
 
@@ -88,7 +91,9 @@ async fn matchers_select_like_prometheus() {
         let db = &db;
         async move {
             let mut out = Vec::new();
-            strata_tsdb::dump(db, ms, i64::MIN, i64::MAX, &mut out).await.unwrap();
+            strata_tsdb::dump(db, ms, i64::MIN, i64::MAX, &mut out)
+                .await
+                .unwrap();
             let s = String::from_utf8(out).unwrap();
             let mut series: Vec<String> = s
                 .lines()
@@ -117,9 +122,18 @@ async fn matchers_select_like_prometheus() {
         3
     );
     // `le=""` selects series without `le`.
-    let all_dur = count(vec![m(MatchType::Regex, "__name__", "http_request_duration_seconds.*")]).await;
+    let all_dur = count(vec![m(
+        MatchType::Regex,
+        "__name__",
+        "http_request_duration_seconds.*",
+    )])
+    .await;
     let no_le = count(vec![
-        m(MatchType::Regex, "__name__", "http_request_duration_seconds.*"),
+        m(
+            MatchType::Regex,
+            "__name__",
+            "http_request_duration_seconds.*",
+        ),
         m(MatchType::Equal, "le", ""),
     ])
     .await;

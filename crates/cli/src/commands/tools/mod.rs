@@ -1,0 +1,25 @@
+//! `strata tools`.
+
+pub mod tsdb;
+
+use clap::{Args, Subcommand};
+
+/// `strata tools` flags.
+#[derive(Debug, Args)]
+pub struct Config {
+    #[command(subcommand)]
+    cmd: ToolsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ToolsCommand {
+    /// TSDB tools (like `promtool tsdb`).
+    Tsdb(tsdb::Config),
+}
+
+/// Runs a tools subcommand.
+pub async fn run(c: Config) -> anyhow::Result<()> {
+    match c.cmd {
+        ToolsCommand::Tsdb(t) => tsdb::run(t).await,
+    }
+}
