@@ -78,12 +78,6 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>> {
     if out.is_empty() {
         return Err(err(0, "selector has no matchers"));
     }
-    if out.iter().all(Matcher::matches_empty) {
-        return Err(err(
-            0,
-            "selector must contain at least one non-empty matcher",
-        ));
-    }
     Ok(out)
 }
 
@@ -135,7 +129,6 @@ mod tests {
         assert!(m[2].matches("abc"));
         let m = parse_selector("{__name__=~'(?s:.*)'}").unwrap();
         assert!(m[0].matches("anything\n"));
-        assert!(parse_selector("{a=\"\"}").is_err());
         assert!(parse_selector("up{a=}")
             .unwrap_err()
             .to_string()

@@ -13,7 +13,6 @@ use std::path::Path;
 
 use strata_model::textparse::{Entry, Format, Parser};
 use strata_model::Labels;
-use tracing::info;
 
 use crate::block::{BlockWriter, BlockWriterOptions};
 use crate::cut::ChunkCutter;

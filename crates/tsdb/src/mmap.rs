@@ -18,6 +18,7 @@ pub(crate) struct MappedFile {
 #[derive(Debug)]
 enum Mapping {
     Map(memmap2::Mmap),
+    Owned(Vec<u8>),
     Empty,
 }
 
@@ -25,6 +26,7 @@ impl AsRef<[u8]> for Mapping {
     fn as_ref(&self) -> &[u8] {
         match self {
             Mapping::Map(m) => m,
+            Mapping::Owned(v) => v,
             Mapping::Empty => &[],
         }
     }
@@ -59,6 +61,13 @@ impl MappedFile {
             Mapping::Map(m)
         };
         Ok(Self { map: Arc::new(map) })
+    }
+
+    /// Wraps bytes already in memory (tests, fuzzing, downloaded objects).
+    pub(crate) fn from_vec(v: Vec<u8>) -> Self {
+        Self {
+            map: Arc::new(Mapping::Owned(v)),
+        }
     }
 
     /// The whole file.

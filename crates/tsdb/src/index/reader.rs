@@ -55,7 +55,15 @@ pub struct IndexReader {
 impl IndexReader {
     /// Opens and validates the index at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = MappedFile::open(path)?;
+        Self::from_file(path, MappedFile::open(path)?)
+    }
+
+    /// Reads an index held in memory; `name` is used in error messages.
+    pub fn from_bytes(name: &Path, bytes: Vec<u8>) -> Result<Self> {
+        Self::from_file(name, MappedFile::from_vec(bytes))
+    }
+
+    fn from_file(path: &Path, file: MappedFile) -> Result<Self> {
         let mut r = Self {
             path: path.to_path_buf(),
             file,

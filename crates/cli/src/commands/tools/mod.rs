@@ -1,5 +1,6 @@
 //! `strata tools`.
 
+pub mod bench;
 pub mod tsdb;
 
 use clap::{Args, Subcommand};
@@ -15,11 +16,14 @@ pub struct Config {
 enum ToolsCommand {
     /// TSDB tools (like `promtool tsdb`).
     Tsdb(tsdb::Config),
+    /// Benchmarks of hot paths (XOR codec, block writing, series selection).
+    Bench(bench::Config),
 }
 
 /// Runs a tools subcommand.
 pub async fn run(c: Config) -> anyhow::Result<()> {
     match c.cmd {
         ToolsCommand::Tsdb(t) => tsdb::run(t).await,
+        ToolsCommand::Bench(b) => bench::run(b).await,
     }
 }
