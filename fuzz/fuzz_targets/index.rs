@@ -31,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    if let Ok(mut p) = r.all_postings() {
+    let all = r.all_postings();
+    if let Ok(mut p) = all {
         let mut n = 0;
         while let Some(x) = p.next() {
             let _ = r.series(x);
@@ -40,5 +41,5 @@ fuzz_target!(|data: &[u8]| {
                 break;
             }
         }
-    }
+    };
 });

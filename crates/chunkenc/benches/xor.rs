@@ -1,5 +1,7 @@
 //! XOR encode/decode throughput. `cargo bench -p strata-chunkenc --bench xor`.
 
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use strata_chunkenc::{SampleIterator, XorChunk, XorIterator};
 

@@ -45,11 +45,12 @@ impl<'a> AggrChunk<'a> {
             }
             let len = usize::try_from(len).map_err(|_| Error::Corrupt("aggregate chunk length"))?;
             let enc = *rest.first().ok_or(Error::Truncated)?;
-            let body = rest.get(1..1 + len).ok_or(Error::Truncated)?;
+            let end = len.checked_add(1).ok_or(Error::Truncated)?;
+            let body = rest.get(1..end).ok_or(Error::Truncated)?;
             if i == t as usize {
                 return Ok(Some((Encoding::from_u8(enc)?, body)));
             }
-            rest = &rest[1 + len..];
+            rest = rest.get(end..).ok_or(Error::Truncated)?;
         }
         Ok(None)
     }
@@ -129,5 +130,18 @@ mod tests {
         let mut it = ag.iter(AggrType::Counter).unwrap().unwrap();
         assert_eq!(it.next().unwrap(), Some((10, 3.0)));
         assert!(AggrChunk::new(&[5, 1]).get(AggrType::Count).is_err());
+        // Found by the fuzzer: a length near u64::MAX must not overflow.
+        let huge = [
+            0u8, 4, 0xfe, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x41,
+        ];
+        for t in [
+            AggrType::Count,
+            AggrType::Sum,
+            AggrType::Min,
+            AggrType::Max,
+            AggrType::Counter,
+        ] {
+            let _ = AggrChunk::new(&huge).get(t);
+        }
     }
 }

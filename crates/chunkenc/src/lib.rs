@@ -167,3 +167,39 @@ impl RawChunk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_chunks_are_refused_clearly() {
+        for b in [2u8, 3, 4, 5, 6] {
+            let e = Encoding::from_u8(b).unwrap();
+            let c = RawChunk::new(e, vec![0u8, 1, 0x40]);
+            let err = c.iter().unwrap_err().to_string();
+            assert!(err.contains("not supported yet"), "{err}");
+        }
+        assert!(matches!(
+            Encoding::from_u8(0),
+            Err(Error::UnknownEncoding(0))
+        ));
+        assert!(matches!(
+            Encoding::from_u8(7),
+            Err(Error::UnknownEncoding(7))
+        ));
+    }
+
+    #[test]
+    fn seek_finds_first_sample_at_or_after() {
+        let mut a = XorChunk::new().appender();
+        for i in 0..100 {
+            a.append(i * 10, i as f64).unwrap();
+        }
+        let c = a.finish();
+        let mut it = c.iter();
+        assert_eq!(it.seek(55).unwrap(), Some((60, 6.0)));
+        assert_eq!(it.next().unwrap(), Some((70, 7.0)));
+        assert_eq!(it.seek(10_000).unwrap(), None);
+    }
+}

@@ -17,6 +17,8 @@
 //! The inputs come from `strata_testkit::openmetrics::generate`, whose
 //! timestamps are multiples of 0.125 s so both parsers agree on every ms.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -23,47 +23,36 @@ pub fn merge_streams(mut streams: Vec<ChunkSeriesStream>) -> ChunkSeriesStream {
         }
     }
     struct State {
-        streams: Vec<ChunkSeriesStream>,
+        /// Fused, so polling an ended stream again is safe.
+        streams: Vec<futures::stream::Fuse<ChunkSeriesStream>>,
         heads: Vec<Option<ChunkSeries>>,
-        started: bool,
         done: bool,
     }
     let n = streams.len();
     let st = State {
-        streams,
+        streams: streams.into_iter().map(StreamExt::fuse).collect(),
         heads: vec![None; n],
-        started: false,
         done: false,
     };
     stream::unfold(st, |mut st| async move {
         if st.done {
             return None;
         }
-        // Fill empty heads (all of them on the first call, afterwards only those
-        // consumed), forwarding warnings immediately.
+        // Fill empty heads, forwarding warnings immediately.
         for i in 0..st.streams.len() {
-            if st.heads[i].is_some() || (st.started && !needs_fill(&st.heads, i)) {
+            if st.heads[i].is_some() || st.streams[i].is_done() {
                 continue;
             }
-            loop {
-                match st.streams[i].next().await {
-                    Some(Ok(Frame::Series(s))) => {
-                        st.heads[i] = Some(s);
-                        break;
-                    }
-                    Some(Ok(Frame::Warning(w))) => return Some((Ok(Frame::Warning(w)), st)),
-                    Some(Err(e)) => {
-                        st.done = true;
-                        return Some((Err(e), st));
-                    }
-                    None => {
-                        st.heads[i] = None;
-                        break;
-                    }
+            match st.streams[i].next().await {
+                Some(Ok(Frame::Series(s))) => st.heads[i] = Some(s),
+                Some(Ok(Frame::Warning(w))) => return Some((Ok(Frame::Warning(w)), st)),
+                Some(Err(e)) => {
+                    st.done = true;
+                    return Some((Err(e), st));
                 }
+                None => st.heads[i] = None,
             }
         }
-        st.started = true;
         let min = st
             .heads
             .iter()
@@ -85,12 +74,6 @@ pub fn merge_streams(mut streams: Vec<ChunkSeriesStream>) -> ChunkSeriesStream {
         Some((merged.map(Frame::Series), st))
     })
     .boxed()
-}
-
-fn needs_fill(_heads: &[Option<ChunkSeries>], _i: usize) -> bool {
-    // A head is `None` either because it was consumed (refill) or because its stream
-    // ended; polling an ended stream again returns `None` at no cost.
-    true
 }
 
 /// Merges several series with the same labels into one.

@@ -23,6 +23,7 @@
 //! [`promtool::dump`], [`promtool::create_blocks`], [`promtool::analyze`],
 //! [`promtool::list`], [`openmetrics::generate`].
 
+pub mod acceptance;
 mod diff;
 mod fs;
 pub mod openmetrics;
@@ -30,6 +31,7 @@ mod peer;
 pub mod prometheus;
 pub mod promtool;
 
+pub use acceptance::queryable_acceptance;
 pub use diff::assert_same_text;
 pub use fs::{copy_dir, fixtures_dir, read_gz, read_gz_string, shared_dir, SHARED_DIR_ENV};
 pub use peer::{free_port, peer_binary, run_output, run_stdout, PEER_INSTALL_HINT};

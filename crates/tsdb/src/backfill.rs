@@ -20,6 +20,9 @@ use crate::error::{Error, Result};
 use crate::meta::BlockMeta;
 use crate::{exponential_block_ranges, DEFAULT_BLOCK_DURATION_MS};
 
+/// A series' samples split by block window start.
+type WindowedSeries = (Labels, BTreeMap<i64, Vec<(i64, f64)>>);
+
 /// Options of [`create_blocks_from_openmetrics`].
 #[derive(Clone, Debug)]
 pub struct BackfillOptions {
@@ -101,7 +104,7 @@ pub fn create_blocks_from_openmetrics(
     for (lo, hi) in groups {
         // series index by the raw text of name+labels, per window.
         let mut keys: HashMap<&str, usize> = HashMap::new();
-        let mut series: Vec<(Labels, BTreeMap<i64, Vec<(i64, f64)>>)> = Vec::new();
+        let mut series: Vec<WindowedSeries> = Vec::new();
         for_each_sample(input, |raw, labels, t, v| {
             if t < lo || t >= hi {
                 return Ok(());
@@ -123,8 +126,7 @@ pub fn create_blocks_from_openmetrics(
         })?;
         // The same label set may be written differently (label order, spaces).
         series.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut merged: Vec<(Labels, BTreeMap<i64, Vec<(i64, f64)>>)> =
-            Vec::with_capacity(series.len());
+        let mut merged: Vec<WindowedSeries> = Vec::with_capacity(series.len());
         for (l, m) in series {
             match merged.last_mut() {
                 Some(last) if last.0 == l => {
@@ -151,7 +153,7 @@ pub fn create_blocks_from_openmetrics(
 
 fn write_window(
     out_dir: &Path,
-    series: &mut [(Labels, BTreeMap<i64, Vec<(i64, f64)>>)],
+    series: &mut [WindowedSeries],
     w: i64,
     d: i64,
 ) -> Result<Option<BlockMeta>> {

@@ -74,7 +74,7 @@ pub async fn compact_blocks(dest: &Path, blocks: &[Arc<Block>]) -> Result<Option
             Frame::Series(s) => {
                 w.add_series(&s.labels, s.chunks())?;
                 n += 1;
-                if n % 100_000 == 0 {
+                if n.is_multiple_of(100_000) {
                     info!(series = n, "compaction progress");
                 }
             }

@@ -1,5 +1,7 @@
 //! Writing, reading, compacting and corrupting blocks.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 

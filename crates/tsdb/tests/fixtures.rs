@@ -1,6 +1,8 @@
 //! Reads the real Prometheus 2.42 blocks in `shared/fixtures` and compares with
 //! what `promtool` printed for them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Read;
 use std::path::PathBuf;
 

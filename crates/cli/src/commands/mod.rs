@@ -7,7 +7,7 @@ use clap::Subcommand;
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Tools for TSDB blocks and buckets (like promtool and `thanos tools`).
+    /// Tools for TSDB blocks (like `promtool tsdb`) and benchmarks.
     Tools(tools::Config),
 }
 

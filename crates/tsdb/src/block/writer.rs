@@ -60,7 +60,10 @@ pub struct BlockWriter {
 impl BlockWriter {
     /// Starts a block under `parent` (a data directory).
     pub fn create(parent: &Path, opts: BlockWriterOptions) -> Result<Self> {
-        let ulid = opts.ulid.unwrap_or_else(Ulid::new);
+        let ulid = match opts.ulid {
+            Some(u) => u,
+            None => Ulid::new(),
+        };
         let tmp = parent.join(format!("{ulid}{TMP_CREATION_SUFFIX}"));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;

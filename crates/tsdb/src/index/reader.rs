@@ -292,7 +292,7 @@ impl IndexReader {
                 last_name = Some(name);
             }
             let e = names.entry(name.to_string()).or_default();
-            if e.count % SAMPLE_EVERY == 0 {
+            if e.count.is_multiple_of(SAMPLE_EVERY) {
                 e.sampled.push((value.to_string(), pos));
             }
             e.count += 1;

@@ -94,7 +94,7 @@ fn series_samples(seed: u64, n: usize, start_ms: i64) -> Vec<(i64, f64)> {
         x ^= x << 17;
         x
     };
-    let counter = seed % 2 == 0;
+    let counter = seed.is_multiple_of(2);
     let mut v = 0.0f64;
     let mut t = start_ms + (seed % 15) as i64 * 1000;
     (0..n)
@@ -325,7 +325,7 @@ fn select(a: SelectArgs) -> anyhow::Result<()> {
         "x".into(),
     ];
     symbols.extend(jobs.iter().cloned());
-    let inst = |i: usize| format!("{}{i:07}", if i % 10 == 0 { "a" } else { "b" });
+    let inst = |i: usize| format!("{}{i:07}", if i.is_multiple_of(10) { "a" } else { "b" });
     for i in 0..per_job {
         symbols.push(inst(i));
     }
