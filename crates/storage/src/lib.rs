@@ -9,6 +9,7 @@
 //! by wrapping: [`merge::merge_streams`] merges sorted streams.
 
 mod error;
+mod fanout;
 pub mod merge;
 mod series;
 
@@ -19,6 +20,7 @@ use futures::stream::BoxStream;
 use strata_model::{Labels, Matcher};
 
 pub use error::{Error, Result};
+pub use fanout::Fanout;
 pub use series::{ChunkMeta, ChunkSeries, SampleIter, SeriesData};
 
 /// A stream of [`Frame`]s: series sorted by labels, interleaved with warnings.

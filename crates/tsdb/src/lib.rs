@@ -19,10 +19,12 @@ mod db;
 mod dump;
 mod encoding;
 pub mod error;
+pub mod head;
 pub mod index;
 pub mod meta;
 mod mmap;
 pub mod tombstones;
+pub mod wal;
 
 pub use db::Db;
 pub use dump::dump;

@@ -252,36 +252,24 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
     print_blocks(rows)
 }
 
-fn warn_unread_wal(dir: &Path) {
-    let wal = dir.join("wal");
-    let has_segments = std::fs::read_dir(&wal)
-        .map(|rd| {
-            rd.flatten().any(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .chars()
-                    .all(|c| c.is_ascii_digit())
-            })
-        })
-        .unwrap_or(false);
-    if has_segments {
-        eprintln!(
-            "warning: {} holds WAL segments; reading the WAL and head is not supported yet, only blocks are dumped",
-            wal.display()
-        );
-    }
-}
-
 async fn dump(a: DumpArgs) -> anyhow::Result<()> {
     let matchers = parse_selector(&a.matcher)?;
     if !a.db_path.is_dir() {
         bail!("{} is not a directory", a.db_path.display());
     }
-    warn_unread_wal(&a.db_path);
     let db = Db::open(&a.db_path)?;
+    // Like promtool, the head (rebuilt from the WAL) is dumped together with blocks.
+    let head = strata_tsdb::head::Head::replay(&a.db_path)?;
+    for w in head.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let q = strata_storage::Fanout::new(vec![
+        std::sync::Arc::new(db) as std::sync::Arc<dyn strata_storage::Queryable>,
+        std::sync::Arc::new(head),
+    ]);
     let stdout = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-    strata_tsdb::dump(&db, matchers, a.min_time, a.max_time, &mut out).await?;
+    strata_tsdb::dump(&q, matchers, a.min_time, a.max_time, &mut out).await?;
     out.flush()?;
     Ok(())
 }
