@@ -3,15 +3,20 @@
 //! CRC-checked record fragments, optionally snappy-compressed; checkpoints in
 //! `checkpoint.NNNNNNNN/`.
 //!
-//! This module reads WALs (and checkpoints) written by Prometheus or Strata and
-//! decodes their records; [`crate::head::Head::replay`] rebuilds the in-memory head
+//! This module writes WALs that Prometheus reads and reads WALs (and checkpoints)
+//! written by Prometheus or Strata; [`crate::head::Head::replay`] rebuilds the in-memory head
 //! from them.
 
 mod reader;
 mod record;
+mod writer;
 
 pub use reader::{segments, SegmentReader, WalReader};
-pub use record::{decode, Record, RefSample, RefSeries, RefTombstone};
+pub use record::{
+    decode, encode_samples, encode_series, encode_tombstones, Record, RefSample, RefSeries,
+    RefTombstone,
+};
+pub use writer::{WalWriter, DEFAULT_SEGMENT_SIZE};
 
 /// Page size of WAL segments.
 pub const PAGE_SIZE: usize = 32 * 1024;

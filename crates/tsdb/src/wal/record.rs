@@ -2,7 +2,7 @@
 
 use strata_model::{Label, Labels};
 
-use crate::encoding::{Decbuf, DecodeError};
+use crate::encoding::{Decbuf, DecodeError, Encbuf};
 
 /// A series record entry: the head's series ref and its labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,4 +114,48 @@ pub fn decode(b: &[u8]) -> Result<Record, String> {
         7..=13 => Ok(Record::Unsupported(typ)),
         other => Err(format!("unknown record type {other}")),
     }
+}
+
+/// Encodes a series record (type 1).
+pub fn encode_series(series: &[RefSeries]) -> Vec<u8> {
+    let mut e = Encbuf::default();
+    e.u8(1);
+    for s in series {
+        e.be64(s.series_ref);
+        e.uvarint(s.labels.len() as u64);
+        for l in &s.labels {
+            e.uvarint_str(&l.name);
+            e.uvarint_str(&l.value);
+        }
+    }
+    e.b
+}
+
+/// Encodes a samples record (type 2), deltas against the first sample.
+pub fn encode_samples(samples: &[RefSample]) -> Vec<u8> {
+    let mut e = Encbuf::default();
+    e.u8(2);
+    let Some(first) = samples.first() else {
+        return e.b;
+    };
+    e.be64(first.series_ref);
+    e.be64(first.t as u64);
+    for s in samples {
+        e.varint(s.series_ref.wrapping_sub(first.series_ref) as i64);
+        e.varint(s.t.wrapping_sub(first.t));
+        e.be64(s.v.to_bits());
+    }
+    e.b
+}
+
+/// Encodes a tombstones record (type 3).
+pub fn encode_tombstones(ts: &[RefTombstone]) -> Vec<u8> {
+    let mut e = Encbuf::default();
+    e.u8(3);
+    for t in ts {
+        e.be64(t.series_ref);
+        e.varint(t.min_time);
+        e.varint(t.max_time);
+    }
+    e.b
 }
