@@ -8,6 +8,7 @@
 //! alongside series so that partial responses survive composition. Sources compose
 //! by wrapping: [`merge::merge_streams`] merges sorted streams.
 
+mod append;
 mod error;
 mod fanout;
 pub mod merge;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use strata_model::{Labels, Matcher};
 
+pub use append::{AppendError, Appendable, Appender, CommitReport};
 pub use error::{Error, Result};
 pub use fanout::Fanout;
 pub use series::{ChunkMeta, ChunkSeries, SampleIter, SeriesData};

@@ -25,6 +25,7 @@ fn compute_chunk_end_time(start: i64, cur: i64, max: i64) -> i64 {
 /// Builds chunks from samples in time order (Prometheus head cutting rules: a new
 /// chunk at the end of each `chunk_range` window, after 240 samples, past 1005
 /// bytes, and at an end time re-predicted once a chunk holds 30 samples).
+#[derive(Debug)]
 pub struct ChunkCutter {
     chunk_range: i64,
     cur: Option<(XorAppender, i64, i64)>,
@@ -95,6 +96,49 @@ impl ChunkCutter {
     pub fn finish(mut self) -> Vec<ChunkMeta> {
         self.flush();
         self.done
+    }
+
+    /// Closed chunks so far.
+    pub fn closed(&self) -> &[ChunkMeta] {
+        &self.done
+    }
+
+    /// A copy of the open chunk, if it has samples.
+    pub fn open_chunk(&self) -> Option<ChunkMeta> {
+        let (a, mint, maxt) = self.cur.as_ref()?;
+        if a.num_samples() == 0 {
+            return None;
+        }
+        Some(ChunkMeta {
+            min_time: *mint,
+            max_time: *maxt,
+            chunk: RawChunk::new(strata_chunkenc::Encoding::Xor, a.chunk().bytes().to_vec()),
+        })
+    }
+
+    /// Closed chunks and the open one.
+    pub fn all_chunks(&self) -> Vec<ChunkMeta> {
+        let mut v = self.done.clone();
+        v.extend(self.open_chunk());
+        v
+    }
+
+    /// Drops closed chunks that end before `t`; also the open chunk when it does.
+    /// Returns whether anything is left.
+    pub fn truncate_before(&mut self, t: i64) -> bool {
+        self.done.retain(|c| c.max_time >= t);
+        if self.cur.as_ref().is_some_and(|c| c.2 < t) {
+            self.cur = None;
+        }
+        !self.done.is_empty() || self.cur.is_some()
+    }
+
+    /// Timestamp of the last sample appended, if any.
+    pub fn last_time(&self) -> Option<i64> {
+        match &self.cur {
+            Some((_, _, maxt)) => Some(*maxt),
+            None => self.done.last().map(|c| c.max_time),
+        }
     }
 }
 

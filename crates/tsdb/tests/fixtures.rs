@@ -146,8 +146,8 @@ async fn matchers_select_like_prometheus() {
 #[tokio::test]
 async fn wal_replay_dump_matches_promtool() {
     let dir = strata_testkit::fixtures_dir().join("prometheus-2.42-datadir");
-    let head = strata_tsdb::head::Head::replay(&dir).unwrap();
-    assert!(head.warnings().is_empty(), "{:?}", head.warnings());
+    let (head, warnings) = strata_tsdb::head::Head::replay_read_only(&dir).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
     let mut out = Vec::new();
     let n = strata_tsdb::dump(&head, vec![], i64::MIN, i64::MAX, &mut out)
         .await
@@ -166,13 +166,13 @@ fn corrupt_wal_is_an_error_naming_the_segment() {
     let mut b = std::fs::read(&src).unwrap();
     b[40_000] ^= 0xff;
     std::fs::write(tmp.path().join("wal/00000000"), &b).unwrap();
-    let e = strata_tsdb::head::Head::replay(tmp.path())
+    let e = strata_tsdb::head::Head::replay_read_only(tmp.path())
         .unwrap_err()
         .to_string();
     assert!(e.contains("wal/00000000") && e.contains("checksum"), "{e}");
     // A torn tail of the newest segment is tolerated (crash mid-write).
     let b = std::fs::read(&src).unwrap();
     std::fs::write(tmp.path().join("wal/00000000"), &b[..100_000]).unwrap();
-    let h = strata_tsdb::head::Head::replay(tmp.path()).unwrap();
+    let (h, _) = strata_tsdb::head::Head::replay_read_only(tmp.path()).unwrap();
     assert!(h.num_series() > 0);
 }

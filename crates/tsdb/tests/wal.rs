@@ -81,7 +81,7 @@ async fn strata_wal_reads_back_and_promtool_agrees() {
                 segs.len()
             );
         }
-        let head = strata_tsdb::head::Head::replay(tmp.path()).unwrap();
+        let (head, _) = strata_tsdb::head::Head::replay_read_only(tmp.path()).unwrap();
         let mut out = Vec::new();
         strata_tsdb::dump(&head, vec![], i64::MIN, i64::MAX, &mut out)
             .await

@@ -4,7 +4,7 @@
 //! `checkpoint.NNNNNNNN/`.
 //!
 //! This module writes WALs that Prometheus reads and reads WALs (and checkpoints)
-//! written by Prometheus or Strata; [`crate::head::Head::replay`] rebuilds the in-memory head
+//! written by Prometheus or Strata; [`crate::head::Head::open`] rebuilds the in-memory head
 //! from them.
 
 mod reader;

@@ -53,6 +53,8 @@ pub struct SegmentReader {
     buf: Vec<u8>,
     /// Whether a torn record at the very end is tolerated (newest segment).
     last: bool,
+    /// End of the last complete record (or padding) read.
+    good_pos: usize,
 }
 
 impl SegmentReader {
@@ -71,7 +73,23 @@ impl SegmentReader {
             pos: 0,
             buf: Vec::new(),
             last,
+            good_pos: 0,
         }
+    }
+
+    /// Byte offset just past the last complete record read so far.
+    pub fn good_len(&self) -> usize {
+        self.good_pos
+    }
+
+    /// Total bytes of the segment.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the segment is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
     }
 
     fn corrupt(&self, off: usize, msg: impl Into<String>) -> Error {
@@ -101,6 +119,14 @@ impl SegmentReader {
             }
             let typ = self.data[self.pos];
             if typ == 0 {
+                if in_record {
+                    // A record torn by a crash, followed by the padding written when
+                    // the segment was reopened: drop it, like Prometheus' repair.
+                    if !self.last {
+                        return Err(self.corrupt(start, "record torn before page padding"));
+                    }
+                    return Ok(None);
+                }
                 // Rest of the page is padding.
                 self.pos += page_left;
                 continue;
@@ -148,6 +174,7 @@ impl SegmentReader {
             self.buf.extend_from_slice(body);
             self.pos = body_start + len;
             if frag == FRAG_FULL || frag == FRAG_LAST {
+                self.good_pos = self.pos;
                 break;
             }
         }

@@ -14,7 +14,37 @@ use crate::error::{Error, Result};
 /// Default segment size (128 MiB).
 pub const DEFAULT_SEGMENT_SIZE: usize = 128 * 1024 * 1024;
 
+/// Cuts a torn record off the end of a segment (left by a crash mid-write) and pads
+/// the last page, so the segment reads cleanly once it is no longer the newest.
+fn repair_tail(path: &Path) -> Result<()> {
+    let mut r = super::SegmentReader::open(path, true)?;
+    while r.next_record()?.is_some() {}
+    let good = r.good_len();
+    let len = r.len();
+    // Everything after the last complete record must be padding (zeros).
+    let tail_is_padding = std::fs::read(path)
+        .map_err(|e| Error::io(path, e))?
+        .get(good..)
+        .is_some_and(|t| t.iter().all(|b| *b == 0));
+    let keep = if tail_is_padding { len } else { good };
+    let padded = keep.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    if keep != len || padded != len {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        f.set_len(keep as u64).map_err(|e| Error::io(path, e))?;
+        f.set_len(padded as u64).map_err(|e| Error::io(path, e))?;
+        f.sync_all().map_err(|e| Error::io(path, e))?;
+        if keep != len {
+            tracing::warn!(segment = %path.display(), dropped = len - keep, "cut a torn record off the WAL");
+        }
+    }
+    Ok(())
+}
+
 /// Appends records to a WAL directory.
+#[derive(Debug)]
 pub struct WalWriter {
     dir: PathBuf,
     segment_size: usize,
@@ -40,7 +70,11 @@ impl WalWriter {
             )));
         }
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let next = segments(dir)?.last().map(|s| s.0 + 1).unwrap_or(0);
+        let segs = segments(dir)?;
+        if let Some((_, last)) = segs.last() {
+            repair_tail(last)?;
+        }
+        let next = segs.last().map(|s| s.0 + 1).unwrap_or(0);
         let mut w = Self {
             dir: dir.to_path_buf(),
             segment_size,
@@ -179,6 +213,12 @@ impl WalWriter {
             }
         }
         Ok(())
+    }
+
+    /// Writes buffered bytes to the file (without fsync): enough to survive the
+    /// process being killed.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_page()
     }
 
     /// Writes buffered bytes to the file and fsyncs it.

@@ -259,8 +259,8 @@ async fn dump(a: DumpArgs) -> anyhow::Result<()> {
     }
     let db = Db::open(&a.db_path)?;
     // Like promtool, the head (rebuilt from the WAL) is dumped together with blocks.
-    let head = strata_tsdb::head::Head::replay(&a.db_path)?;
-    for w in head.warnings() {
+    let (head, warnings) = strata_tsdb::head::Head::replay_read_only(&a.db_path)?;
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
     let q = strata_storage::Fanout::new(vec![

@@ -1,0 +1,430 @@
+//! The in-memory head block (mirrors `tsdb/head*.go`): series with their recent
+//! chunks, an inverted index, a WAL for durability, replay on open, and cutting of
+//! finished time ranges into blocks.
+//!
+//! Appends go through [`Head::appender`] ([`strata_storage::Appender`]): samples are
+//! staged, then on commit validated (out-of-order, out-of-bounds, duplicate errors
+//! as Prometheus names them), logged to the WAL (written to the file before commit
+//! returns, so a killed process loses nothing acknowledged), and applied.
+
+mod append;
+mod checkpoint;
+mod query;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use strata_model::Labels;
+use tracing::{info, warn};
+
+pub use append::HeadAppender;
+
+use crate::cut::ChunkCutter;
+use crate::error::{Error, Result};
+use crate::wal::{decode, Record, WalReader, WalWriter, DEFAULT_SEGMENT_SIZE};
+use crate::DEFAULT_BLOCK_DURATION_MS;
+
+/// Head settings (defaults follow Prometheus).
+#[derive(Clone, Debug)]
+pub struct HeadOptions {
+    /// Chunk range = block duration, ms.
+    pub chunk_range_ms: i64,
+    /// WAL segment size.
+    pub wal_segment_size: usize,
+    /// Snappy-compress WAL records.
+    pub wal_compression: bool,
+    /// Write a WAL at all (tests and read-only uses turn it off).
+    pub wal: bool,
+}
+
+impl Default for HeadOptions {
+    fn default() -> Self {
+        Self {
+            chunk_range_ms: DEFAULT_BLOCK_DURATION_MS,
+            wal_segment_size: DEFAULT_SEGMENT_SIZE,
+            wal_compression: true,
+            wal: true,
+        }
+    }
+}
+
+/// One series in memory.
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub(crate) labels: Labels,
+    pub(crate) cutter: ChunkCutter,
+    pub(crate) last: Option<(i64, f64)>,
+}
+
+/// The series index: refs, lookup by label hash, postings.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub(crate) series: HashMap<u64, Arc<Mutex<MemSeries>>>,
+    pub(crate) by_hash: HashMap<u64, Vec<u64>>,
+    pub(crate) postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+}
+
+impl Index {
+    pub(crate) fn lookup(&self, l: &Labels) -> Option<u64> {
+        let refs = self.by_hash.get(&l.stable_hash())?;
+        refs.iter().copied().find(|r| {
+            self.series
+                .get(r)
+                .and_then(|s| s.lock().ok().map(|s| s.labels == *l))
+                .unwrap_or(false)
+        })
+    }
+
+    pub(crate) fn insert(&mut self, r: u64, labels: Labels, chunk_range: i64) {
+        self.by_hash
+            .entry(labels.stable_hash())
+            .or_default()
+            .push(r);
+        for l in &labels {
+            let v = self
+                .postings
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default();
+            // Refs only grow, except on replay of out-of-order refs: keep sorted.
+            match v.last() {
+                Some(last) if *last > r => {
+                    let i = v.partition_point(|x| *x < r);
+                    v.insert(i, r);
+                }
+                _ => v.push(r),
+            }
+        }
+        self.series.insert(
+            r,
+            Arc::new(Mutex::new(MemSeries {
+                labels,
+                cutter: ChunkCutter::new(chunk_range),
+                last: None,
+            })),
+        );
+    }
+
+    fn remove(&mut self, r: u64) {
+        let Some(s) = self.series.remove(&r) else {
+            return;
+        };
+        let labels = match s.lock() {
+            Ok(g) => g.labels.clone(),
+            Err(p) => p.into_inner().labels.clone(),
+        };
+        if let Some(v) = self.by_hash.get_mut(&labels.stable_hash()) {
+            v.retain(|x| *x != r);
+            if v.is_empty() {
+                self.by_hash.remove(&labels.stable_hash());
+            }
+        }
+        for l in &labels {
+            if let Some(vals) = self.postings.get_mut(&l.name) {
+                if let Some(refs) = vals.get_mut(&l.value) {
+                    refs.retain(|x| *x != r);
+                    if refs.is_empty() {
+                        vals.remove(&l.value);
+                    }
+                }
+                if vals.is_empty() {
+                    self.postings.remove(&l.name);
+                }
+            }
+        }
+    }
+}
+
+/// Shared head state.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) opts: HeadOptions,
+    pub(crate) dir: PathBuf,
+    pub(crate) index: RwLock<Index>,
+    /// The WAL, also serialising commits.
+    pub(crate) wal: Mutex<Option<WalWriter>>,
+    pub(crate) next_ref: AtomicU64,
+    pub(crate) min_time: AtomicI64,
+    pub(crate) max_time: AtomicI64,
+    /// Samples before this are out of bounds.
+    pub(crate) min_valid_time: AtomicI64,
+}
+
+/// The head. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Head {
+    /// Opens the head of `data_dir`: replays `wal/` (newest checkpoint, then later
+    /// segments) and, unless `opts.wal` is off, continues the WAL in a new segment.
+    /// Samples of unknown series and out-of-order samples in the WAL are skipped with
+    /// a warning (as Prometheus does); corrupt segments are errors naming the file.
+    pub fn open(data_dir: &Path, opts: HeadOptions) -> Result<Self> {
+        let inner = Arc::new(Inner {
+            dir: data_dir.to_path_buf(),
+            index: RwLock::new(Index::default()),
+            wal: Mutex::new(None),
+            next_ref: AtomicU64::new(1),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            opts,
+        });
+        let head = Self { inner };
+        let warnings = head.replay()?;
+        for w in &warnings {
+            warn!(dir = %data_dir.display(), "{w}");
+        }
+        if head.inner.opts.wal {
+            let w = WalWriter::open(
+                &data_dir.join("wal"),
+                head.inner.opts.wal_segment_size,
+                head.inner.opts.wal_compression,
+            )?;
+            *head.lock_wal() = Some(w);
+        }
+        Ok(head)
+    }
+
+    /// Replays the WAL without opening it for writing (read-only use, e.g. dump).
+    pub fn replay_read_only(data_dir: &Path) -> Result<(Self, Vec<String>)> {
+        let inner = Arc::new(Inner {
+            dir: data_dir.to_path_buf(),
+            index: RwLock::new(Index::default()),
+            wal: Mutex::new(None),
+            next_ref: AtomicU64::new(1),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            opts: HeadOptions {
+                wal: false,
+                ..HeadOptions::default()
+            },
+        });
+        let head = Self { inner };
+        let w = head.replay()?;
+        Ok((head, w))
+    }
+
+    pub(crate) fn lock_wal(&self) -> std::sync::MutexGuard<'_, Option<WalWriter>> {
+        match self.inner.wal.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub(crate) fn read_index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        match self.inner.index.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub(crate) fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        match self.inner.index.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn replay(&self) -> Result<Vec<String>> {
+        let wal = self.inner.dir.join("wal");
+        let mut r = WalReader::open(&wal)?;
+        let (mut unknown, mut ooo, mut unsupported, mut records) = (0u64, 0u64, 0u64, 0u64);
+        let started = std::time::Instant::now();
+        while let Some(rec) = r.next_record()? {
+            records += 1;
+            match decode(&rec).map_err(|m| Error::corrupt(&wal, 0, m))? {
+                Record::Series(ss) => {
+                    let mut idx = self.write_index();
+                    for s in ss {
+                        if !idx.series.contains_key(&s.series_ref) {
+                            idx.insert(s.series_ref, s.labels, self.inner.opts.chunk_range_ms);
+                        }
+                        self.inner
+                            .next_ref
+                            .fetch_max(s.series_ref + 1, Ordering::Relaxed);
+                    }
+                }
+                Record::Samples(smps) => {
+                    let idx = self.read_index();
+                    for s in smps {
+                        let Some(ser) = idx.series.get(&s.series_ref) else {
+                            unknown += 1;
+                            continue;
+                        };
+                        let mut ser = match ser.lock() {
+                            Ok(g) => g,
+                            Err(p) => p.into_inner(),
+                        };
+                        if ser.last.is_some_and(|l| l.0 >= s.t) {
+                            ooo += 1;
+                            continue;
+                        }
+                        ser.cutter.append(s.t, s.v)?;
+                        ser.last = Some((s.t, s.v));
+                        self.inner.min_time.fetch_min(s.t, Ordering::Relaxed);
+                        self.inner.max_time.fetch_max(s.t, Ordering::Relaxed);
+                    }
+                }
+                Record::Tombstones(_) => {
+                    // Deletion through the head is not offered yet; Prometheus writes
+                    // these only through the admin API.
+                    unsupported += 1;
+                }
+                Record::Skipped(_) => {}
+                Record::Unsupported(_) => unsupported += 1,
+            }
+        }
+        // Series without samples (e.g. only in a checkpoint) are kept, like Prometheus.
+        let mut warnings = Vec::new();
+        if unknown > 0 {
+            warnings.push(format!(
+                "WAL replay: {unknown} samples for unknown series skipped"
+            ));
+        }
+        if ooo > 0 {
+            warnings.push(format!("WAL replay: {ooo} out-of-order samples skipped"));
+        }
+        if unsupported > 0 {
+            warnings.push(format!(
+                "WAL replay: {unsupported} records of unsupported types (native histograms, tombstones) skipped"
+            ));
+        }
+        if records > 0 {
+            info!(records, elapsed = ?started.elapsed(), series = self.num_series(), "WAL replay finished");
+        }
+        Ok(warnings)
+    }
+
+    /// Number of series in memory.
+    pub fn num_series(&self) -> usize {
+        self.read_index().series.len()
+    }
+
+    /// Earliest sample time in the head (i64::MAX when empty).
+    pub fn min_time(&self) -> i64 {
+        self.inner.min_time.load(Ordering::Relaxed)
+    }
+
+    /// Latest sample time in the head (i64::MIN when empty).
+    pub fn max_time(&self) -> i64 {
+        self.inner.max_time.load(Ordering::Relaxed)
+    }
+
+    /// Writes buffered WAL data to disk and fsyncs it.
+    pub fn sync_wal(&self) -> Result<()> {
+        if let Some(w) = self.lock_wal().as_mut() {
+            w.sync()?;
+        }
+        Ok(())
+    }
+
+    /// The oldest chunk-range-aligned window that is complete and should become a
+    /// block: when the head spans more than 1.5 chunk ranges (Prometheus'
+    /// `compactable`).
+    pub fn compactable_range(&self) -> Option<(i64, i64)> {
+        let (min, max) = (self.min_time(), self.max_time());
+        let r = self.inner.opts.chunk_range_ms;
+        if min == i64::MAX || max - min <= r / 2 * 3 {
+            return None;
+        }
+        let mint = min.div_euclid(r) * r;
+        Some((mint, mint + r))
+    }
+
+    /// Writes the samples in `[mint, maxt)` as a block under `dest`, then drops them
+    /// from memory, makes `mint..maxt` out of bounds, and truncates the WAL with a
+    /// checkpoint. Returns the block's meta (None if there were no samples).
+    pub fn persist_block(
+        &self,
+        dest: &Path,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Option<crate::meta::BlockMeta>> {
+        let meta = self.write_block(dest, mint, maxt)?;
+        self.truncate(maxt)?;
+        Ok(meta)
+    }
+
+    fn write_block(
+        &self,
+        dest: &Path,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Option<crate::meta::BlockMeta>> {
+        let mut series: Vec<(Labels, Vec<strata_storage::ChunkMeta>)> = Vec::new();
+        {
+            let idx = self.read_index();
+            for s in idx.series.values() {
+                let s = match s.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                let chunks: Vec<_> = s
+                    .cutter
+                    .all_chunks()
+                    .into_iter()
+                    .filter(|c| c.min_time >= mint && c.max_time < maxt)
+                    .collect();
+                if !chunks.is_empty() {
+                    series.push((s.labels.clone(), chunks));
+                }
+            }
+        }
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut syms: Vec<&str> = series
+            .iter()
+            .flat_map(|(l, _)| l.iter().flat_map(|x| [x.name.as_str(), x.value.as_str()]))
+            .collect();
+        syms.sort_unstable();
+        syms.dedup();
+        let mut w =
+            crate::block::BlockWriter::create(dest, crate::block::BlockWriterOptions::default())?;
+        w.add_symbols(syms.iter().copied())?;
+        for (l, c) in &series {
+            w.add_series(l, c)?;
+        }
+        let meta = w.finish(Some((mint, maxt)))?;
+        if let Some(m) = &meta {
+            info!(block = %m.ulid, mint, maxt, series = m.stats.num_series, samples = m.stats.num_samples, "head block persisted");
+        }
+        Ok(meta)
+    }
+
+    /// Drops data before `t` from memory and the WAL.
+    pub fn truncate(&self, t: i64) -> Result<()> {
+        self.inner.min_valid_time.fetch_max(t, Ordering::Relaxed);
+        let mut idx = self.write_index();
+        let mut dead = Vec::new();
+        let mut new_min = i64::MAX;
+        for (r, s) in &idx.series {
+            let mut s = match s.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if !s.cutter.truncate_before(t) {
+                dead.push(*r);
+            } else if let Some(c) = s
+                .cutter
+                .closed()
+                .first()
+                .cloned()
+                .or_else(|| s.cutter.open_chunk())
+            {
+                new_min = new_min.min(c.min_time);
+            }
+        }
+        for r in dead {
+            idx.remove(r);
+        }
+        self.inner.min_time.store(new_min, Ordering::Relaxed);
+        drop(idx);
+        checkpoint::truncate_wal(self, t)
+    }
+}
