@@ -26,6 +26,7 @@
 pub mod acceptance;
 mod diff;
 mod fs;
+pub mod mem;
 pub mod openmetrics;
 mod peer;
 pub mod prometheus;
@@ -34,6 +35,7 @@ pub mod promtool;
 pub use acceptance::queryable_acceptance;
 pub use diff::assert_same_text;
 pub use fs::{copy_dir, fixtures_dir, read_gz, read_gz_string, shared_dir, SHARED_DIR_ENV};
+pub use mem::MemQueryable;
 pub use peer::{free_port, peer_binary, run_output, run_stdout, PEER_INSTALL_HINT};
 pub use prometheus::PrometheusProcess;
 pub use promtool::{

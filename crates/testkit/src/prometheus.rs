@@ -21,7 +21,7 @@ const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
 /// Config with no scrape targets: the server only serves what is on disk.
 const CONFIG: &str =
-    "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscrape_configs: []\n";
+    "global:\n  scrape_interval: 1h\n  evaluation_interval: 1m\nscrape_configs: []\n";
 
 /// A running `prometheus` child process, killed on drop.
 ///

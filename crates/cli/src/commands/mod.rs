@@ -1,5 +1,6 @@
 //! Subcommands.
 
+pub mod server;
 pub mod tools;
 
 use clap::Subcommand;
@@ -7,6 +8,8 @@ use clap::Subcommand;
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// A Prometheus-compatible server over a directory of TSDB blocks.
+    Server(server::Config),
     /// Tools for TSDB blocks (like `promtool tsdb`) and benchmarks.
     Tools(tools::Config),
 }
@@ -14,6 +17,7 @@ pub enum Command {
 /// Runs a subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Server(c) => server::run(c).await,
         Command::Tools(c) => tools::run(c).await,
     }
 }

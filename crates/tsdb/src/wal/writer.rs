@@ -64,7 +64,7 @@ impl WalWriter {
     /// Opens `dir` for appending: continues after the last segment in a new one
     /// (like Prometheus, which starts a fresh segment on open).
     pub fn open(dir: &Path, segment_size: usize, compress: bool) -> Result<Self> {
-        if segment_size % PAGE_SIZE != 0 || segment_size == 0 {
+        if !segment_size.is_multiple_of(PAGE_SIZE) || segment_size == 0 {
             return Err(Error::InvalidWrite(format!(
                 "WAL segment size {segment_size} is not a positive multiple of the page size {PAGE_SIZE}"
             )));

@@ -30,6 +30,8 @@ enum BenchCommand {
     Backfill(BackfillArgs),
     /// Series selection latency and reader memory on a block with many series.
     Select(SelectArgs),
+    /// PromQL latency and memory of `strata server` next to Prometheus on the same blocks.
+    Query(super::bench_query::QueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +79,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         BenchCommand::Xor(a) => xor(a),
         BenchCommand::Backfill(a) => backfill(a),
         BenchCommand::Select(a) => select(a),
+        BenchCommand::Query(a) => {
+            tokio::task::spawn_blocking(move || super::bench_query::run(a)).await?
+        }
     }
 }
 

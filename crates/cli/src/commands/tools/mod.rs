@@ -1,6 +1,7 @@
 //! `strata tools`.
 
 pub mod bench;
+mod bench_query;
 pub mod tsdb;
 
 use clap::{Args, Subcommand};

@@ -1,0 +1,519 @@
+//! `strata server`: a Prometheus-compatible server over a directory of TSDB blocks
+//! (mirrors `cmd/prometheus`). It serves the HTTP API (`strata-api`) on the blocks
+//! of `--storage.tsdb.path`, picks up new blocks every 30 s, enforces time
+//! retention as Prometheus does, and exposes its own metrics on `/metrics`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use clap::Args;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use strata_api::{Api, BuildInfo, HttpMetrics, Lifecycle, ServerInfo};
+use strata_config::{format_duration_ms, parse_duration_ms, Config as PromConfig};
+
+mod flags;
+use strata_model::Labels;
+use strata_promql::{Engine, EngineOptions};
+use strata_tsdb::Db;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Prometheus' default time retention when neither time nor size is set.
+const DEFAULT_RETENTION_MS: i64 = 15 * 24 * 3_600_000;
+/// Retention is capped at 100y, as in Prometheus.
+const MAX_RETENTION_MS: i64 = 100 * 365 * 24 * 3_600_000;
+/// The default upper bound of `--storage.tsdb.max-block-duration`.
+const MAX_BLOCK_DURATION_CAP_MS: i64 = 31 * 24 * 3_600_000;
+/// How often new blocks are picked up and retention is applied.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn duration_arg(s: &str) -> Result<i64, String> {
+    parse_duration_ms(s).map_err(|e| e.to_string())
+}
+
+/// `strata server` flags (Prometheus' names and defaults).
+#[derive(Debug, Args)]
+pub struct Config {
+    /// Prometheus configuration file path.
+    #[arg(long = "config.file", default_value = "prometheus.yml")]
+    config_file: PathBuf,
+    /// Base path for metrics storage.
+    #[arg(long = "storage.tsdb.path", default_value = "data/")]
+    tsdb_path: PathBuf,
+    /// Address to listen on for UI, API, and telemetry.
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:9090")]
+    listen_address: String,
+    /// How long to retain samples in storage (default 15d). Blocks whose data is
+    /// older than this, relative to the newest block, are deleted.
+    #[arg(long = "storage.tsdb.retention.time", value_parser = duration_arg)]
+    retention_time: Option<i64>,
+    /// Minimum duration of a data block before being persisted.
+    #[arg(long = "storage.tsdb.min-block-duration", value_parser = duration_arg,
+          default_value = "2h", hide = true)]
+    min_block_duration: i64,
+    /// Maximum duration compacted blocks may span (default: 10% of the retention,
+    /// at most 31d).
+    #[arg(long = "storage.tsdb.max-block-duration", value_parser = duration_arg, hide = true)]
+    max_block_duration: Option<i64>,
+    /// The maximum lookback duration for retrieving metrics during expression
+    /// evaluations.
+    #[arg(long = "query.lookback-delta", value_parser = duration_arg, default_value = "5m")]
+    lookback_delta: i64,
+    /// Maximum number of samples a single query can load into memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    max_samples: usize,
+    /// Maximum time a query may take before being aborted.
+    #[arg(long = "query.timeout", value_parser = duration_arg, default_value = "2m")]
+    query_timeout: i64,
+    /// Maximum number of queries executed concurrently.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    max_concurrency: usize,
+    /// Enable shutdown and reload via HTTP request (`/-/quit`, `/-/reload`).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+}
+
+impl Config {
+    /// Effective time retention, ms (15d when unset or zero; capped at 100y).
+    fn retention_ms(&self) -> i64 {
+        match self.retention_time {
+            Some(r) if r > 0 => r.min(MAX_RETENTION_MS),
+            _ => DEFAULT_RETENTION_MS,
+        }
+    }
+
+    /// Effective max block duration, as Prometheus computes its default.
+    fn max_block_duration_ms(&self) -> i64 {
+        match self.max_block_duration {
+            Some(d) if d > 0 => d,
+            _ => MAX_BLOCK_DURATION_CAP_MS.min(self.retention_ms() / 10),
+        }
+    }
+}
+
+/// The global `--log.level`, read back from the command line (it belongs to the
+/// top-level parser).
+fn log_level_arg() -> String {
+    let mut args = std::env::args();
+    while let Some(a) = args.next() {
+        if let Some(v) = a.strip_prefix("--log.level=") {
+            return v.to_owned();
+        }
+        if a == "--log.level" {
+            return args.next().unwrap_or_else(|| "info".into());
+        }
+    }
+    "info".into()
+}
+
+/// The TSDB gauges Prometheus exposes that Strata can compute.
+#[derive(Clone, Debug)]
+struct TsdbMetrics {
+    blocks_loaded: Gauge,
+    lowest_timestamp_seconds: Gauge,
+    lowest_timestamp: Gauge,
+    retention_limit_seconds: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    branch: String,
+    goversion: String,
+    revision: String,
+    version: String,
+}
+
+impl TsdbMetrics {
+    fn new(reg: &mut Registry) -> Self {
+        let m = Self {
+            blocks_loaded: Gauge::default(),
+            lowest_timestamp_seconds: Gauge::default(),
+            lowest_timestamp: Gauge::default(),
+            retention_limit_seconds: Gauge::default(),
+        };
+        reg.register(
+            "prometheus_tsdb_blocks_loaded",
+            "Number of currently loaded data blocks",
+            m.blocks_loaded.clone(),
+        );
+        reg.register(
+            "prometheus_tsdb_lowest_timestamp_seconds",
+            "Lowest timestamp value stored in the database.",
+            m.lowest_timestamp_seconds.clone(),
+        );
+        reg.register(
+            "prometheus_tsdb_lowest_timestamp",
+            "Lowest timestamp value stored in the database. The unit is decided by the library consumer.",
+            m.lowest_timestamp.clone(),
+        );
+        reg.register(
+            "prometheus_tsdb_retention_limit_seconds",
+            "Max age in seconds blocks should be kept before being deleted.",
+            m.retention_limit_seconds.clone(),
+        );
+        m
+    }
+
+    fn update(&self, db: &Db) {
+        let blocks = db.blocks();
+        self.blocks_loaded
+            .set(i64::try_from(blocks.len()).unwrap_or(i64::MAX));
+        // As Prometheus: the oldest block's min time, or the empty head's (MaxInt64).
+        let lowest = blocks
+            .iter()
+            .map(|b| b.meta().min_time)
+            .min()
+            .unwrap_or(i64::MAX);
+        self.lowest_timestamp.set(lowest);
+        self.lowest_timestamp_seconds.set(lowest / 1000);
+    }
+}
+
+fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        revision: option_env!("STRATA_REVISION")
+            .unwrap_or("unknown")
+            .to_owned(),
+        branch: option_env!("STRATA_BRANCH").unwrap_or("unknown").to_owned(),
+        build_user: option_env!("STRATA_BUILD_USER")
+            .unwrap_or("unknown")
+            .to_owned(),
+        build_date: option_env!("STRATA_BUILD_DATE")
+            .unwrap_or("unknown")
+            .to_owned(),
+        go_version: "rust".to_owned(),
+    }
+}
+
+/// Deletes blocks beyond time retention, as Prometheus' `BeyondTimeRetention`
+/// does: relative to the newest block's max time (not the wall clock, so data
+/// backfilled long ago stays), a block goes once the newest block's max time is at
+/// least `retention_ms` past its own max time; every older block goes with it.
+/// Returns how many blocks were deleted.
+fn apply_retention(db: &Db, retention_ms: i64) -> anyhow::Result<usize> {
+    let mut blocks: Vec<_> = db.blocks().iter().cloned().collect();
+    if blocks.len() < 2 || retention_ms <= 0 {
+        return Ok(0);
+    }
+    blocks.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time));
+    let newest = blocks[0].meta().max_time;
+    let Some(cut) = blocks
+        .iter()
+        .skip(1)
+        .position(|b| newest - b.meta().max_time >= retention_ms)
+    else {
+        return Ok(0);
+    };
+    let doomed: Vec<PathBuf> = blocks[cut + 1..]
+        .iter()
+        .map(|b| b.dir().to_path_buf())
+        .collect();
+    let mut moved = Vec::new();
+    for dir in &doomed {
+        let tmp = deletion_path(dir);
+        std::fs::rename(dir, &tmp)
+            .with_context(|| format!("marking {} for deletion", dir.display()))?;
+        info!(block = %dir.display(), "deleting block beyond retention");
+        moved.push(tmp);
+    }
+    db.reload().context("reloading blocks after retention")?;
+    for tmp in moved {
+        if let Err(e) = std::fs::remove_dir_all(&tmp) {
+            warn!(dir = %tmp.display(), error = %e, "removing deleted block");
+        }
+    }
+    Ok(doomed.len())
+}
+
+fn deletion_path(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp-for-deletion");
+    dir.with_file_name(name)
+}
+
+/// Reloads blocks and applies retention; errors are logged, not fatal.
+fn maintain(db: &Db, retention_ms: i64, metrics: &TsdbMetrics) {
+    if let Err(e) = db.reload() {
+        error!(error = %e, "reloading blocks");
+    }
+    if let Err(e) = apply_retention(db, retention_ms) {
+        error!(error = %format!("{e:#}"), "applying retention");
+    }
+    metrics.update(db);
+}
+
+/// `/-/reload` and `/-/quit`.
+struct Hooks {
+    config_file: PathBuf,
+    api: Mutex<Option<std::sync::Weak<Api>>>,
+    db: Arc<Db>,
+    shutdown: CancellationToken,
+}
+
+impl Lifecycle for Hooks {
+    fn reload(&self) -> Result<(), String> {
+        let api = self
+            .api
+            .lock()
+            .ok()
+            .and_then(|a| a.as_ref().and_then(std::sync::Weak::upgrade));
+        match PromConfig::load_file(&self.config_file) {
+            Ok(c) => {
+                if let Some(api) = &api {
+                    api.set_config_yaml(c.original);
+                }
+                info!(file = %self.config_file.display(), "completed loading of configuration file");
+                self.db.reload().map_err(|e| e.to_string())
+            }
+            Err(e) => {
+                if let Some(api) = &api {
+                    api.set_config_reload_failed();
+                }
+                error!(error = %e, "error reloading config");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn quit(&self) {
+        info!("received termination request via web service, exiting gracefully");
+        self.shutdown.cancel();
+    }
+}
+
+/// Runs the server until SIGTERM, SIGINT or `/-/quit`.
+pub async fn run(c: Config) -> anyhow::Result<()> {
+    let start_time = SystemTime::now();
+    let retention_ms = c.retention_ms();
+    let flags = c.flags_map(&log_level_arg());
+    let config = PromConfig::load_file(&c.config_file)
+        .with_context(|| format!("loading configuration file {}", c.config_file.display()))?;
+    info!(file = %c.config_file.display(), "loaded configuration file");
+
+    std::fs::create_dir_all(&c.tsdb_path)
+        .with_context(|| format!("creating {}", c.tsdb_path.display()))?;
+    let external = Labels::from_pairs(config.global.external_labels.clone());
+    let path = c.tsdb_path.clone();
+    let db = tokio::task::spawn_blocking(move || Db::open(&path))
+        .await
+        .context("opening the TSDB")?
+        .with_context(|| format!("opening the TSDB at {}", c.tsdb_path.display()))?;
+    let db = Arc::new(db.with_external_labels(external));
+    if retention_ms != DEFAULT_RETENTION_MS || c.retention_time.is_some() {
+        info!(retention = %format_duration_ms(retention_ms), "time retention");
+    }
+
+    let mut registry = Registry::default();
+    let http = HttpMetrics::new(&mut registry);
+    let tsdb_metrics = TsdbMetrics::new(&mut registry);
+    tsdb_metrics
+        .retention_limit_seconds
+        .set(retention_ms / 1000);
+    let build = build_info();
+    let build_family = Family::<BuildLabels, Gauge>::default();
+    build_family
+        .get_or_create(&BuildLabels {
+            branch: build.branch.clone(),
+            goversion: build.go_version.clone(),
+            revision: build.revision.clone(),
+            version: build.version.clone(),
+        })
+        .set(1);
+    registry.register(
+        "prometheus_build_info",
+        "A metric with a constant '1' value labeled by version, revision, branch, and goversion from which prometheus was built.",
+        build_family,
+    );
+    {
+        let db = db.clone();
+        let m = tsdb_metrics.clone();
+        tokio::task::spawn_blocking(move || maintain(&db, retention_ms, &m))
+            .await
+            .context("applying retention")?;
+    }
+    info!(blocks = db.blocks().len(), dir = %c.tsdb_path.display(), "TSDB started");
+
+    let engine = Arc::new(Engine::new(EngineOptions {
+        lookback_delta_ms: c.lookback_delta,
+        max_samples: c.max_samples,
+        timeout: Duration::from_millis(c.query_timeout.max(0).unsigned_abs()),
+        max_concurrency: c.max_concurrency,
+        default_subquery_step_ms: config.global.evaluation_interval.as_millis(),
+    }));
+    let shutdown = CancellationToken::new();
+    let info = ServerInfo {
+        build,
+        flags,
+        start_time,
+        storage_retention: format_duration_ms(retention_ms),
+    };
+    let mut api = Api::new(db.clone(), engine, info).with_metrics(Arc::new(registry), http);
+    let hooks = Arc::new(Hooks {
+        config_file: c.config_file.clone(),
+        api: Mutex::new(None),
+        db: db.clone(),
+        shutdown: shutdown.clone(),
+    });
+    if c.enable_lifecycle {
+        api = api.with_lifecycle(hooks.clone());
+    }
+    api.set_config_yaml(config.original);
+    let api = Arc::new(api);
+    if let Ok(mut slot) = hooks.api.lock() {
+        *slot = Some(Arc::downgrade(&api));
+    }
+
+    let listener = tokio::net::TcpListener::bind(&c.listen_address)
+        .await
+        .with_context(|| format!("listening on {}", c.listen_address))?;
+    info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
+
+    let maintenance = tokio::spawn(maintenance_loop(
+        db.clone(),
+        retention_ms,
+        tsdb_metrics,
+        shutdown.clone(),
+    ));
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+
+    let graceful = shutdown.clone();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, api.router())
+            .with_graceful_shutdown(async move { graceful.cancelled().await })
+            .await
+    });
+    info!("server is ready to receive web requests");
+    let served = tokio::select! {
+        r = &mut server => Some(r),
+        () = shutdown.cancelled() => None,
+    };
+    let served = match served {
+        Some(r) => r,
+        None => match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(r) => r,
+            Err(_) => {
+                warn!("in-flight requests did not finish in time; stopping anyway");
+                server.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    shutdown.cancel();
+    signals.abort();
+    let _ = maintenance.await;
+    served.context("web server task")?.context("serving HTTP")?;
+    info!("see you next time!");
+    Ok(())
+}
+
+async fn maintenance_loop(
+    db: Arc<Db>,
+    retention_ms: i64,
+    metrics: TsdbMetrics,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let db = db.clone();
+        let m = metrics.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || maintain(&db, retention_ms, &m)).await {
+            error!(error = %e, "block maintenance task failed");
+        }
+    }
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            error!(error = %e, "installing signal handlers");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => warn!("received SIGTERM, exiting gracefully..."),
+        _ = int.recv() => warn!("received SIGINT, exiting gracefully..."),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        c: Config,
+    }
+
+    fn parse(args: &[&str]) -> Config {
+        let mut v = vec!["strata"];
+        v.extend_from_slice(args);
+        Wrap::parse_from(v).c
+    }
+
+    #[test]
+    fn defaults_match_prometheus() {
+        let c = parse(&[]);
+        let f = c.flags_map("info");
+        assert_eq!(f["config.file"], "prometheus.yml");
+        assert_eq!(f["storage.tsdb.path"], "data/");
+        assert_eq!(f["web.listen-address"], "0.0.0.0:9090");
+        assert_eq!(f["storage.tsdb.retention.time"], "15d");
+        assert_eq!(f["storage.tsdb.min-block-duration"], "2h");
+        assert_eq!(f["storage.tsdb.max-block-duration"], "1d12h");
+        assert_eq!(f["query.lookback-delta"], "5m");
+        assert_eq!(f["query.max-samples"], "50000000");
+        assert_eq!(f["query.timeout"], "2m");
+        assert_eq!(f["query.max-concurrency"], "20");
+        assert_eq!(f["web.enable-lifecycle"], "false");
+        assert_eq!(f["log.level"], "info");
+    }
+
+    #[test]
+    fn max_block_duration_follows_retention() {
+        let c = parse(&["--storage.tsdb.retention.time=1y"]);
+        assert_eq!(
+            c.flags_map("info")["storage.tsdb.max-block-duration"],
+            "31d"
+        );
+        let c = parse(&["--storage.tsdb.retention.time=10d"]);
+        assert_eq!(c.flags_map("info")["storage.tsdb.max-block-duration"], "1d");
+        let c = parse(&["--storage.tsdb.max-block-duration=6h"]);
+        assert_eq!(c.flags_map("info")["storage.tsdb.max-block-duration"], "6h");
+        let c = parse(&["--storage.tsdb.retention.time=200y"]);
+        assert_eq!(c.flags_map("info")["storage.tsdb.retention.time"], "100y");
+        let c = parse(&["--storage.tsdb.retention.time=0s"]);
+        assert_eq!(c.retention_ms(), DEFAULT_RETENTION_MS);
+    }
+
+    #[test]
+    fn deletion_path_is_a_sibling() {
+        assert_eq!(
+            deletion_path(Path::new("/d/01ABC")),
+            PathBuf::from("/d/01ABC.tmp-for-deletion")
+        );
+    }
+}

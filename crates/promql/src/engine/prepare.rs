@@ -1,0 +1,211 @@
+//! Phase one: work out each selector's time range and fetch its series once.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use promql_parser::label::{MatchOp, Matchers};
+use promql_parser::parser::{Expr, VectorSelector};
+use strata_model::{MatchType, Matcher, Sample, METRIC_NAME};
+use strata_storage::{Frame, Queryable, SelectHints, SelectRequest};
+
+use super::{absent, at_ms, duration_ms, offset_ms, RangeSeries, ABSENT_BITS};
+use crate::{Error, Result};
+
+/// Key of a selector node: its address in the (immutable, pinned for the query) AST.
+pub(crate) fn selector_key(vs: &VectorSelector) -> usize {
+    vs as *const VectorSelector as usize
+}
+
+/// Series fetched for each selector of a query.
+#[derive(Debug, Default)]
+pub(crate) struct Fetched {
+    pub by_selector: HashMap<usize, Vec<RangeSeries>>,
+    pub warnings: Vec<String>,
+}
+
+/// One selector to fetch.
+struct Want<'e> {
+    vs: &'e VectorSelector,
+    min_t: i64,
+    max_t: i64,
+    hints: SelectHints,
+}
+
+/// Converts a selector's matchers (including its metric name) to Strata matchers.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(Error::Unsupported(
+            "'or' inside label matchers is not supported".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        out.push(Matcher::equal(METRIC_NAME, name.clone()));
+    }
+    convert(&vs.matchers, &mut out)?;
+    Ok(out)
+}
+
+fn convert(ms: &Matchers, out: &mut Vec<Matcher>) -> Result<()> {
+    for m in &ms.matchers {
+        let kind = match m.op {
+            MatchOp::Equal => MatchType::Equal,
+            MatchOp::NotEqual => MatchType::NotEqual,
+            MatchOp::Re(_) => MatchType::Regex,
+            MatchOp::NotRe(_) => MatchType::NotRegex,
+        };
+        let nm = Matcher::new(kind, m.name.clone(), m.value.clone())
+            .map_err(|e| Error::Parse(e.to_string()))?;
+        if !out.contains(&nm) {
+            out.push(nm);
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk<'e>(
+    e: &'e Expr,
+    start: i64,
+    end: i64,
+    lookback: i64,
+    qs: i64,
+    qe: i64,
+    func: Option<&str>,
+    out: &mut Vec<Want<'e>>,
+) -> Result<()> {
+    match e {
+        Expr::VectorSelector(vs) => {
+            let (s, en) = window(vs, start, end, qs, qe)?;
+            out.push(Want {
+                vs,
+                min_t: s - lookback + 1,
+                max_t: en,
+                hints: SelectHints {
+                    start_ms: s - lookback + 1,
+                    end_ms: en,
+                    func: func.map(str::to_string),
+                    ..Default::default()
+                },
+            });
+        }
+        Expr::MatrixSelector(ms) => {
+            let (s, en) = window(&ms.vs, start, end, qs, qe)?;
+            let r = duration_ms(&ms.range)?;
+            out.push(Want {
+                vs: &ms.vs,
+                min_t: s - r + 1,
+                max_t: en,
+                hints: SelectHints {
+                    start_ms: s - r + 1,
+                    end_ms: en,
+                    func: func.map(str::to_string),
+                    range_ms: r,
+                    ..Default::default()
+                },
+            });
+        }
+        Expr::Subquery(sq) => {
+            let off = offset_ms(&sq.offset)?;
+            let (s, en) = match at_ms(&sq.at, qs, qe)? {
+                Some(t) => (t - off, t - off),
+                None => (start - off, end - off),
+            };
+            let r = duration_ms(&sq.range)?;
+            walk(&sq.expr, s - r, en, lookback, qs, qe, None, out)?;
+        }
+        Expr::Paren(p) => walk(&p.expr, start, end, lookback, qs, qe, func, out)?,
+        Expr::Unary(u) => walk(&u.expr, start, end, lookback, qs, qe, None, out)?,
+        Expr::Binary(b) => {
+            walk(&b.lhs, start, end, lookback, qs, qe, None, out)?;
+            walk(&b.rhs, start, end, lookback, qs, qe, None, out)?;
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                walk(p, start, end, lookback, qs, qe, None, out)?;
+            }
+            walk(&a.expr, start, end, lookback, qs, qe, None, out)?;
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                walk(a, start, end, lookback, qs, qe, Some(c.func.name), out)?;
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+    Ok(())
+}
+
+fn window(vs: &VectorSelector, start: i64, end: i64, qs: i64, qe: i64) -> Result<(i64, i64)> {
+    let off = offset_ms(&vs.offset)?;
+    Ok(match at_ms(&vs.at, qs, qe)? {
+        Some(t) => (t - off, t - off),
+        None => (start - off, end - off),
+    })
+}
+
+/// Fetches every selector of `e` for evaluation between `start` and `end`.
+pub(crate) async fn prepare(
+    q: &dyn Queryable,
+    e: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback: i64,
+) -> Result<Fetched> {
+    let mut wants = Vec::new();
+    walk(e, start, end, lookback, start, end, None, &mut wants)?;
+    let mut fetched = Fetched::default();
+    for w in wants {
+        let matchers = selector_matchers(w.vs)?;
+        let mut req = SelectRequest::new(w.min_t, w.max_t, matchers);
+        req.hints = w.hints;
+        req.hints.step_ms = step;
+        let mut stream = q.select(&req).await?;
+        let mut series = Vec::new();
+        while let Some(frame) = stream.next().await {
+            match frame? {
+                Frame::Warning(w) => {
+                    if !fetched.warnings.contains(&w) {
+                        fetched.warnings.push(w);
+                    }
+                }
+                Frame::Series(cs) => {
+                    let mut it = cs.samples();
+                    let mut samples = Vec::new();
+                    while let Some(mut s) = it.next_sample().map_err(map_chunk_err)? {
+                        if s.t < w.min_t {
+                            continue;
+                        }
+                        if s.t > w.max_t {
+                            break;
+                        }
+                        if s.v.to_bits() == ABSENT_BITS {
+                            s.v = f64::NAN;
+                        }
+                        samples.push(Sample::new(s.t, s.v));
+                    }
+                    series.push(RangeSeries {
+                        labels: cs.labels,
+                        samples,
+                    });
+                }
+            }
+        }
+        let _ = absent;
+        fetched.by_selector.insert(selector_key(w.vs), series);
+    }
+    Ok(fetched)
+}
+
+fn map_chunk_err(e: strata_storage::Error) -> Error {
+    match e {
+        strata_storage::Error::Chunk(strata_chunkenc::Error::Unsupported(enc)) => {
+            Error::Unsupported(format!(
+                "native histograms are not supported yet (chunk encoding {})",
+                enc.name()
+            ))
+        }
+        other => Error::Storage(other),
+    }
+}
