@@ -8,7 +8,7 @@ use promql_parser::parser::{Expr, VectorSelector};
 use strata_model::{MatchType, Matcher, Sample, METRIC_NAME};
 use strata_storage::{Frame, Queryable, SelectHints, SelectRequest};
 
-use super::{absent, at_ms, duration_ms, offset_ms, RangeSeries, ABSENT_BITS};
+use super::{absent, at_ms, duration_ms, offset_ms, ABSENT_BITS};
 use crate::{Error, Result};
 
 /// Key of a selector node: its address in the (immutable, pinned for the query) AST.
@@ -16,11 +16,48 @@ pub(crate) fn selector_key(vs: &VectorSelector) -> usize {
     vs as *const VectorSelector as usize
 }
 
-/// Series fetched for each selector of a query.
+/// Series fetched for each selector of a query, kept as chunks (about 1-2 bytes
+/// per sample) and decoded one series at a time during evaluation.
 #[derive(Debug, Default)]
 pub(crate) struct Fetched {
-    pub by_selector: HashMap<usize, Vec<RangeSeries>>,
+    pub by_selector: HashMap<usize, Vec<FetchedSeries>>,
     pub warnings: Vec<String>,
+}
+
+/// One fetched series: its chunks and the time range the selector needs.
+#[derive(Debug)]
+pub(crate) struct FetchedSeries {
+    pub labels: strata_model::Labels,
+    data: strata_storage::ChunkSeries,
+    min_t: i64,
+    max_t: i64,
+    /// Samples the chunks announce (an upper bound of what `decode` yields).
+    pub approx_samples: usize,
+}
+
+impl FetchedSeries {
+    /// Decodes the samples in the selector's range into `buf` (cleared first),
+    /// dropping staleness markers when `drop_stale`.
+    pub fn decode(&self, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<()> {
+        buf.clear();
+        let mut it = self.data.samples();
+        while let Some(mut s) = it.next_sample().map_err(map_chunk_err)? {
+            if s.t < self.min_t {
+                continue;
+            }
+            if s.t > self.max_t {
+                break;
+            }
+            if drop_stale && strata_model::is_stale_nan(s.v) {
+                continue;
+            }
+            if s.v.to_bits() == ABSENT_BITS {
+                s.v = f64::NAN;
+            }
+            buf.push(Sample::new(s.t, s.v));
+        }
+        Ok(())
+    }
 }
 
 /// One selector to fetch.
@@ -171,23 +208,28 @@ pub(crate) async fn prepare(
                     }
                 }
                 Frame::Series(cs) => {
-                    let mut it = cs.samples();
-                    let mut samples = Vec::new();
-                    while let Some(mut s) = it.next_sample().map_err(map_chunk_err)? {
-                        if s.t < w.min_t {
+                    let mut approx = 0usize;
+                    for c in cs.chunks() {
+                        if c.max_time < w.min_t || c.min_time > w.max_t {
                             continue;
                         }
-                        if s.t > w.max_t {
-                            break;
+                        // Refuse what cannot be decoded now, with the clear error.
+                        if c.chunk.encoding != strata_chunkenc::Encoding::Xor {
+                            return Err(map_chunk_err(strata_storage::Error::Chunk(
+                                strata_chunkenc::Error::Unsupported(c.chunk.encoding),
+                            )));
                         }
-                        if s.v.to_bits() == ABSENT_BITS {
-                            s.v = f64::NAN;
-                        }
-                        samples.push(Sample::new(s.t, s.v));
+                        approx += c.chunk.num_samples().unwrap_or(0);
                     }
-                    series.push(RangeSeries {
-                        labels: cs.labels,
-                        samples,
+                    if let strata_storage::SeriesData::Samples(s) = &cs.data {
+                        approx += s.len();
+                    }
+                    series.push(FetchedSeries {
+                        labels: cs.labels.clone(),
+                        data: cs,
+                        min_t: w.min_t,
+                        max_t: w.max_t,
+                        approx_samples: approx,
                     });
                 }
             }

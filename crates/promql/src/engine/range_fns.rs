@@ -50,9 +50,9 @@ pub(crate) fn strip_parens(mut e: &Expr) -> &Expr {
     e
 }
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     /// Evaluates a range-vector argument.
-    pub(crate) fn range_input(&mut self, arg: &Expr, grid: &Grid) -> Result<RangeInput> {
+    pub(crate) fn range_input(&mut self, arg: &Expr, grid: &Grid) -> Result<RangeInput<'a>> {
         match strip_parens(arg) {
             Expr::MatrixSelector(ms) => self.matrix_input(ms),
             Expr::Subquery(sq) => self.subquery_input(sq, grid),
@@ -84,7 +84,9 @@ impl Evaluator<'_> {
         };
         let input = self.range_input(matrix_arg, &grid)?;
         if name == "absent_over_time" {
-            return Ok(Val::Vector(self.absent_over_time(matrix_arg, &input, grid)));
+            return Ok(Val::Vector(
+                self.absent_over_time(matrix_arg, &input, grid)?,
+            ));
         }
         if name == "rate" || name == "increase" {
             let pos = self.pos(matrix_arg);
@@ -120,15 +122,13 @@ impl Evaluator<'_> {
             }
         }
         let keep_name = matches!(name, "last_over_time" | "first_over_time");
-        self.reserve(input.series.len().saturating_mul(grid.n))?;
-        let mut out: Vec<StepSeries> = input
-            .series
-            .iter()
-            .map(|s| StepSeries {
+        self.reserve(input.len().saturating_mul(grid.n))?;
+        let mut out: Vec<StepSeries> = (0..input.len())
+            .map(|i| StepSeries {
                 labels: if keep_name {
-                    s.labels.clone()
+                    input.labels(i).clone()
                 } else {
-                    s.labels.without_metric_name()
+                    input.labels(i).without_metric_name()
                 },
                 vals: vec![absent(); grid.n],
             })
@@ -242,7 +242,7 @@ impl Evaluator<'_> {
             if let Some(v) = r {
                 out[si].vals[i] = v;
             }
-        });
+        })?;
         out.retain(|s| !s.is_empty());
         if keep_name {
             Ok(Val::Vector(out))
@@ -251,13 +251,18 @@ impl Evaluator<'_> {
         }
     }
 
-    fn absent_over_time(&mut self, arg: &Expr, input: &RangeInput, grid: Grid) -> Vec<StepSeries> {
+    fn absent_over_time(
+        &mut self,
+        arg: &Expr,
+        input: &RangeInput<'_>,
+        grid: Grid,
+    ) -> Result<Vec<StepSeries>> {
         let mut present = vec![false; grid.n];
         for_each_window(input, &grid, |_, i, w, _| {
             if !w.is_empty() {
                 present[i] = true;
             }
-        });
+        })?;
         let labels = match strip_parens(arg) {
             Expr::MatrixSelector(ms) => absent_labels(&ms.vs),
             Expr::Subquery(_) => Labels::empty(),
@@ -269,16 +274,16 @@ impl Evaluator<'_> {
                 s.vals[i] = 1.0;
             }
         }
-        if s.is_empty() {
-            Vec::new()
-        } else {
-            vec![s]
-        }
+        Ok(if s.is_empty() { Vec::new() } else { vec![s] })
     }
 
-    fn counter_info(&mut self, input: &RangeInput, pos: &str) {
-        for s in &input.series {
-            if let Some(name) = s.labels.metric_name() {
+    fn counter_info(&mut self, input: &RangeInput<'_>, pos: &str) {
+        let names: Vec<String> = (0..input.len())
+            .filter_map(|i| input.labels(i).metric_name().map(str::to_string))
+            .collect();
+        for name in names {
+            {
+                let name = name.as_str();
                 if !(name.ends_with("_total")
                     || name.ends_with("_sum")
                     || name.ends_with("_count")

@@ -3,20 +3,67 @@
 use promql_parser::parser::{MatrixSelector, VectorSelector};
 use strata_model::is_stale_nan;
 
-use super::prepare::selector_key;
+use strata_model::{Labels, Sample};
+
+use super::prepare::{selector_key, FetchedSeries};
 use super::{absent, at_ms, duration_ms, offset_ms, Evaluator, Grid, RangeSeries, StepSeries};
 use crate::Result;
 
-/// A range-vector argument of a function, ready for windowing: series (stale markers
-/// removed) and how each step's window `(end - range, end]` is placed.
-pub(crate) struct RangeInput {
-    pub series: Vec<RangeSeries>,
+/// Where a range input's samples come from.
+pub(crate) enum RangeSrc<'a> {
+    /// A range selector: fetched chunks, decoded one series at a time (stale
+    /// markers dropped).
+    Fetched(&'a [FetchedSeries]),
+    /// A subquery's evaluated series.
+    Owned(Vec<RangeSeries>),
+}
+
+/// A range-vector argument of a function, ready for windowing: its series and how
+/// each step's window `(end - range, end]` is placed.
+pub(crate) struct RangeInput<'a> {
+    pub src: RangeSrc<'a>,
     pub range_ms: i64,
     pub offset_ms: i64,
     pub at_ms: Option<i64>,
 }
 
-impl RangeInput {
+impl RangeInput<'_> {
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        match &self.src {
+            RangeSrc::Fetched(f) => f.len(),
+            RangeSrc::Owned(o) => o.len(),
+        }
+    }
+
+    /// Labels of series `i`.
+    pub fn labels(&self, i: usize) -> &Labels {
+        match &self.src {
+            RangeSrc::Fetched(f) => &f[i].labels,
+            RangeSrc::Owned(o) => &o[i].labels,
+        }
+    }
+
+    /// Calls `f(i, samples)` for every series, decoding fetched ones into a reused
+    /// buffer.
+    pub fn for_each_series(&self, mut f: impl FnMut(usize, &[Sample])) -> Result<()> {
+        match &self.src {
+            RangeSrc::Owned(o) => {
+                for (i, s) in o.iter().enumerate() {
+                    f(i, &s.samples);
+                }
+            }
+            RangeSrc::Fetched(fs) => {
+                let mut buf = Vec::new();
+                for (i, s) in fs.iter().enumerate() {
+                    s.decode(&mut buf, true)?;
+                    f(i, &buf);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The (inclusive) end of the window of step `i`.
     #[inline]
     pub fn window_end(&self, grid: &Grid, i: usize) -> i64 {
@@ -25,7 +72,7 @@ impl RangeInput {
 }
 
 impl<'a> Evaluator<'a> {
-    fn selector_series(&self, vs: &VectorSelector) -> &'a [RangeSeries] {
+    fn selector_series(&self, vs: &VectorSelector) -> &'a [FetchedSeries] {
         let data: &'a super::Fetched = self.data;
         data.by_selector
             .get(&selector_key(vs))
@@ -47,10 +94,12 @@ impl<'a> Evaluator<'a> {
         let n_series = self.selector_series(vs).len();
         self.reserve(n_series.saturating_mul(grid.n))?;
         let mut out = Vec::with_capacity(n_series);
+        let mut buf = Vec::new();
         for idx in 0..n_series {
             self.check_deadline()?;
             let s = &self.selector_series(vs)[idx];
-            let smp = &s.samples;
+            s.decode(&mut buf, false)?;
+            let smp = &buf;
             let mut vals = vec![absent(); grid.n];
             let pick = |j: usize, t: i64| -> Option<f64> {
                 let x = smp.get(j.checked_sub(1)?)?;
@@ -101,23 +150,24 @@ impl<'a> Evaluator<'a> {
         let end = input.at_ms.unwrap_or(t) - input.offset_ms;
         let start = end - input.range_ms;
         let mut out = Vec::new();
-        for s in input.series {
-            let lo = s.samples.partition_point(|x| x.t <= start);
-            let hi = s.samples.partition_point(|x| x.t <= end);
-            let samples = s.samples.get(lo..hi).unwrap_or_default().to_vec();
+        input.for_each_series(|i, smp| {
+            let lo = smp.partition_point(|x| x.t <= start);
+            let hi = smp.partition_point(|x| x.t <= end);
+            let samples = smp.get(lo..hi).unwrap_or_default().to_vec();
             if !samples.is_empty() {
-                self.reserve(samples.len())?;
                 out.push(RangeSeries {
-                    labels: s.labels,
+                    labels: input.labels(i).clone(),
                     samples,
                 });
             }
-        }
+        })?;
+        let n: usize = out.iter().map(|s| s.samples.len()).sum();
+        self.reserve(n)?;
         Ok(out)
     }
 
     /// A range selector as function input: its series without stale markers.
-    pub(crate) fn matrix_input(&mut self, ms: &MatrixSelector) -> Result<RangeInput> {
+    pub(crate) fn matrix_input(&mut self, ms: &MatrixSelector) -> Result<RangeInput<'a>> {
         let range_ms = duration_ms(&ms.range)?;
         let offset = offset_ms(&ms.vs.offset)?;
         let at = at_ms(
@@ -126,22 +176,11 @@ impl<'a> Evaluator<'a> {
             self.settings.query_end,
         )?;
         let src = self.selector_series(&ms.vs);
-        let total: usize = src.iter().map(|s| s.samples.len()).sum();
-        self.reserve(total)?;
-        let series = src
-            .iter()
-            .map(|s| RangeSeries {
-                labels: s.labels.clone(),
-                samples: s
-                    .samples
-                    .iter()
-                    .filter(|x| !is_stale_nan(x.v))
-                    .copied()
-                    .collect(),
-            })
-            .collect();
+        // Only one series is decoded at a time; count the largest.
+        let largest = src.iter().map(|s| s.approx_samples).max().unwrap_or(0);
+        self.reserve(largest)?;
         Ok(RangeInput {
-            series,
+            src: RangeSrc::Fetched(src),
             range_ms,
             offset_ms: offset,
             at_ms: at,
@@ -152,12 +191,11 @@ impl<'a> Evaluator<'a> {
 /// Calls `f(series_index, step, window)` for every step's window of every series;
 /// windows are `(end - range, end]`, found with two pointers.
 pub(crate) fn for_each_window(
-    input: &RangeInput,
+    input: &RangeInput<'_>,
     grid: &Grid,
     mut f: impl FnMut(usize, usize, &[strata_model::Sample], i64),
-) {
-    for (si, s) in input.series.iter().enumerate() {
-        let smp = &s.samples;
+) -> Result<()> {
+    input.for_each_series(|si, smp| {
         let (mut lo, mut hi) = (0usize, 0usize);
         for i in 0..grid.n {
             let end = input.window_end(grid, i);
@@ -177,5 +215,5 @@ pub(crate) fn for_each_window(
             }
             f(si, i, smp.get(lo..hi).unwrap_or_default(), end);
         }
-    }
+    })
 }

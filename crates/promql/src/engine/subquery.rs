@@ -4,16 +4,20 @@
 use promql_parser::parser::SubqueryExpr;
 use strata_model::Sample;
 
-use super::selector::RangeInput;
+use super::selector::{RangeInput, RangeSrc};
 use super::{at_ms, duration_ms, offset_ms, Evaluator, Grid, RangeSeries, Val};
 use crate::{Error, Result};
 
 /// Most inner steps a subquery may evaluate.
 const MAX_SUBQUERY_STEPS: i64 = 11_000_000;
 
-impl Evaluator<'_> {
+impl<'a> Evaluator<'a> {
     /// Evaluates a subquery's inner expression for the outer grid.
-    pub(crate) fn subquery_input(&mut self, sq: &SubqueryExpr, outer: &Grid) -> Result<RangeInput> {
+    pub(crate) fn subquery_input(
+        &mut self,
+        sq: &SubqueryExpr,
+        outer: &Grid,
+    ) -> Result<RangeInput<'a>> {
         let off = offset_ms(&sq.offset)?;
         let at = at_ms(&sq.at, self.settings.query_start, self.settings.query_end)?;
         let range = duration_ms(&sq.range)?;
@@ -76,7 +80,7 @@ impl Evaluator<'_> {
             }
         }
         Ok(RangeInput {
-            series,
+            src: RangeSrc::Owned(series),
             range_ms: range,
             offset_ms: off,
             at_ms: at,
@@ -94,7 +98,10 @@ impl Evaluator<'_> {
         let end = input.window_end(&grid, 0);
         let start = end - input.range_ms;
         let mut out = Vec::new();
-        for s in input.series {
+        let RangeSrc::Owned(series) = input.src else {
+            return Ok(Val::Matrix(out));
+        };
+        for s in series {
             let samples: Vec<Sample> = s
                 .samples
                 .into_iter()
