@@ -17,6 +17,8 @@ use strata_api::{Api, BuildInfo, HttpMetrics, Lifecycle, ServerInfo};
 use strata_config::{format_duration_ms, parse_duration_ms, Config as PromConfig};
 
 mod flags;
+mod storage;
+use storage::{HeadMetrics, Storage};
 use strata_model::Labels;
 use strata_promql::{Engine, EngineOptions};
 use strata_tsdb::Db;
@@ -161,7 +163,7 @@ impl TsdbMetrics {
         m
     }
 
-    fn update(&self, db: &Db) {
+    fn update(&self, db: &Db, head_min: i64) {
         let blocks = db.blocks();
         self.blocks_loaded
             .set(i64::try_from(blocks.len()).unwrap_or(i64::MAX));
@@ -170,7 +172,8 @@ impl TsdbMetrics {
             .iter()
             .map(|b| b.meta().min_time)
             .min()
-            .unwrap_or(i64::MAX);
+            .unwrap_or(i64::MAX)
+            .min(head_min);
         self.lowest_timestamp.set(lowest);
         self.lowest_timestamp_seconds.set(lowest / 1000);
     }
@@ -239,15 +242,24 @@ fn deletion_path(dir: &Path) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Reloads blocks and applies retention; errors are logged, not fatal.
-fn maintain(db: &Db, retention_ms: i64, metrics: &TsdbMetrics) {
+/// Persists finished head ranges, reloads blocks and applies retention; errors
+/// are logged, not fatal.
+fn maintain(
+    storage: &Storage,
+    retention_ms: i64,
+    metrics: &TsdbMetrics,
+    head_metrics: &HeadMetrics,
+) {
+    storage.compact_head();
+    let db = &storage.db;
     if let Err(e) = db.reload() {
         error!(error = %e, "reloading blocks");
     }
     if let Err(e) = apply_retention(db, retention_ms) {
         error!(error = %format!("{e:#}"), "applying retention");
     }
-    metrics.update(db);
+    metrics.update(db, storage.head.min_time());
+    head_metrics.update();
 }
 
 /// `/-/reload` and `/-/quit`.
@@ -311,9 +323,21 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         info!(retention = %format_duration_ms(retention_ms), "time retention");
     }
 
+    let head_opts = strata_tsdb::head::HeadOptions {
+        chunk_range_ms: c.min_block_duration,
+        ..Default::default()
+    };
+    let dir = c.tsdb_path.clone();
+    let db2 = db.clone();
+    let storage = tokio::task::spawn_blocking(move || Storage::open(dir, db2, head_opts))
+        .await
+        .context("opening the head")?
+        .context("replaying the WAL")?;
+
     let mut registry = Registry::default();
     let http = HttpMetrics::new(&mut registry);
     let tsdb_metrics = TsdbMetrics::new(&mut registry);
+    let head_metrics = HeadMetrics::new(&mut registry, storage.head.clone());
     tsdb_metrics
         .retention_limit_seconds
         .set(retention_ms / 1000);
@@ -333,9 +357,10 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         build_family,
     );
     {
-        let db = db.clone();
+        let st = storage.clone();
         let m = tsdb_metrics.clone();
-        tokio::task::spawn_blocking(move || maintain(&db, retention_ms, &m))
+        let hm = head_metrics.clone();
+        tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm))
             .await
             .context("applying retention")?;
     }
@@ -355,7 +380,8 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         start_time,
         storage_retention: format_duration_ms(retention_ms),
     };
-    let mut api = Api::new(db.clone(), engine, info).with_metrics(Arc::new(registry), http);
+    let mut api =
+        Api::new(storage.queryable.clone(), engine, info).with_metrics(Arc::new(registry), http);
     let hooks = Arc::new(Hooks {
         config_file: c.config_file.clone(),
         api: Mutex::new(None),
@@ -377,9 +403,10 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
 
     let maintenance = tokio::spawn(maintenance_loop(
-        db.clone(),
+        storage.clone(),
         retention_ms,
         tsdb_metrics,
+        head_metrics,
         shutdown.clone(),
     ));
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
@@ -409,15 +436,18 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     signals.abort();
     let _ = maintenance.await;
+    let st = storage.clone();
+    let _ = tokio::task::spawn_blocking(move || st.close()).await;
     served.context("web server task")?.context("serving HTTP")?;
     info!("see you next time!");
     Ok(())
 }
 
 async fn maintenance_loop(
-    db: Arc<Db>,
+    storage: Storage,
     retention_ms: i64,
     metrics: TsdbMetrics,
+    head_metrics: HeadMetrics,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
@@ -428,9 +458,12 @@ async fn maintenance_loop(
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let db = db.clone();
+        let st = storage.clone();
         let m = metrics.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || maintain(&db, retention_ms, &m)).await {
+        let hm = head_metrics.clone();
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm)).await
+        {
             error!(error = %e, "block maintenance task failed");
         }
     }

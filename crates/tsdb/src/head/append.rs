@@ -161,6 +161,7 @@ impl HeadAppender {
                 if ser.cutter.append(s.t, s.v).is_ok() {
                     ser.last = Some((s.t, s.v));
                     report.appended += 1;
+                    head.inner.samples_appended.fetch_add(1, Ordering::Relaxed);
                 }
             }
             head.inner.min_time.fetch_min(s.t, Ordering::Relaxed);

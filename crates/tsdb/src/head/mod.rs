@@ -151,6 +151,8 @@ pub(crate) struct Inner {
     pub(crate) max_time: AtomicI64,
     /// Samples before this are out of bounds.
     pub(crate) min_valid_time: AtomicI64,
+    /// Samples appended since start (for `prometheus_tsdb_head_samples_appended_total`).
+    pub(crate) samples_appended: AtomicU64,
 }
 
 /// The head. Cheap to clone (shared).
@@ -173,6 +175,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
+            samples_appended: AtomicU64::new(0),
             opts,
         });
         let head = Self { inner };
@@ -201,6 +204,7 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             min_valid_time: AtomicI64::new(i64::MIN),
+            samples_appended: AtomicU64::new(0),
             opts: HeadOptions {
                 wal: false,
                 ..HeadOptions::default()
@@ -352,7 +356,14 @@ impl Head {
         Ok(meta)
     }
 
-    fn write_block(
+    /// Samples appended since the head was opened.
+    pub fn samples_appended(&self) -> u64 {
+        self.inner.samples_appended.load(Ordering::Relaxed)
+    }
+
+    /// Writes the samples in `[mint, maxt)` as a block under `dest` without
+    /// dropping them; call [`Head::truncate`] once the block is visible to readers.
+    pub fn write_block(
         &self,
         dest: &Path,
         mint: i64,

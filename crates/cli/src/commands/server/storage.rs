@@ -1,0 +1,130 @@
+//! The server's storage: the blocks of the data directory plus the head (rebuilt
+//! from the WAL), queried together, and the maintenance that turns finished head
+//! ranges into blocks, reloads blocks and applies retention.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use strata_storage::{Fanout, Queryable};
+use strata_tsdb::head::{Head, HeadOptions};
+use strata_tsdb::Db;
+use tracing::{error, info};
+
+/// Blocks + head.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The persisted blocks.
+    pub db: Arc<Db>,
+    /// The in-memory head with its WAL.
+    pub head: Head,
+    /// Blocks and head merged.
+    pub queryable: Arc<dyn Queryable>,
+}
+
+impl Storage {
+    /// Opens the blocks and replays the WAL.
+    pub fn open(dir: PathBuf, db: Arc<Db>, opts: HeadOptions) -> anyhow::Result<Self> {
+        let head = Head::open(&dir, opts)?;
+        info!(series = head.num_series(), "head opened from the WAL");
+        let queryable: Arc<dyn Queryable> = Arc::new(Fanout::new(vec![
+            db.clone() as Arc<dyn Queryable>,
+            Arc::new(head.clone()),
+        ]));
+        Ok(Self {
+            dir,
+            db,
+            head,
+            queryable,
+        })
+    }
+
+    /// Persists every complete head range as a block (making it visible before
+    /// dropping it from the head). Errors are logged.
+    pub fn compact_head(&self) {
+        while let Some((mint, maxt)) = self.head.compactable_range() {
+            let started = std::time::Instant::now();
+            if let Err(e) = self.head.write_block(&self.dir, mint, maxt) {
+                error!(error = %e, mint, maxt, "writing head block");
+                return;
+            }
+            if let Err(e) = self.db.reload() {
+                error!(error = %e, "reloading blocks after head compaction");
+                return;
+            }
+            if let Err(e) = self.head.truncate(maxt) {
+                error!(error = %e, "truncating the head");
+                return;
+            }
+            info!(mint, maxt, elapsed = ?started.elapsed(), "head compacted into a block");
+        }
+    }
+
+    /// Flushes the WAL to disk (on shutdown).
+    pub fn close(&self) {
+        if let Err(e) = self.head.sync_wal() {
+            error!(error = %e, "syncing the WAL on shutdown");
+        }
+    }
+}
+
+/// Head metrics under Prometheus' names.
+#[derive(Clone, Debug)]
+pub struct HeadMetrics {
+    series: Gauge,
+    min_time: Gauge,
+    max_time: Gauge,
+    appended: Counter,
+    head: Head,
+}
+
+impl HeadMetrics {
+    /// Registers the head gauges.
+    pub fn new(reg: &mut Registry, head: Head) -> Self {
+        let m = Self {
+            series: Gauge::default(),
+            min_time: Gauge::default(),
+            max_time: Gauge::default(),
+            appended: Counter::default(),
+            head,
+        };
+        reg.register(
+            "prometheus_tsdb_head_series",
+            "Total number of series in the head block.",
+            m.series.clone(),
+        );
+        reg.register(
+            "prometheus_tsdb_head_min_time",
+            "Minimum time bound of the head block.",
+            m.min_time.clone(),
+        );
+        reg.register(
+            "prometheus_tsdb_head_max_time",
+            "Maximum timestamp of the head block.",
+            m.max_time.clone(),
+        );
+        reg.register(
+            "prometheus_tsdb_head_samples_appended",
+            "Total number of appended samples.",
+            m.appended.clone(),
+        );
+        m
+    }
+
+    /// Refreshes the gauges.
+    pub fn update(&self) {
+        self.series
+            .set(i64::try_from(self.head.num_series()).unwrap_or(i64::MAX));
+        self.min_time.set(self.head.min_time());
+        self.max_time.set(self.head.max_time());
+        let total = self.head.samples_appended();
+        let seen = self.appended.get();
+        if total > seen {
+            self.appended.inc_by(total - seen);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `strata server` takes over a data directory written by Prometheus 2.42 (a real,
+//! snappy-compressed WAL) and answers from its head.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_util;
+
+use api_util::{get_json, StrataServer, CONFIG};
+
+#[test]
+fn serves_a_prometheus_wal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    strata_testkit::copy_dir(&strata_testkit::fixtures_dir().join("prometheus-2.42-datadir"), &dir);
+    let s = StrataServer::start(&dir, CONFIG, &[]);
+    // The fixture holds 361 series and ends at 1795619513152 ms.
+    let (code, v) = get_json(
+        &s.url(),
+        "/api/v1/series",
+        &[("match[]", "{__name__=~\".+\"}"), ("start", "1795619400"), ("end", "1795619600")],
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 361);
+    let (code, v) = get_json(&s.url(), "/api/v1/query", &[("query", "up"), ("time", "1795619513.152")]);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1");
+    let (_, v) = get_json(
+        &s.url(),
+        "/api/v1/query",
+        &[("query", "count_over_time(up[1m])"), ("time", "1795619513.152")],
+    );
+    // One scrape per second: the left-open minute holds 60 samples.
+    assert_eq!(v["data"]["result"][0]["value"][1], "60");
+    let (code, body) = api_util::get(&s.url(), "/metrics");
+    assert_eq!(code, 200);
+    assert!(body.contains("prometheus_tsdb_head_series 361"), "{body}");
+    assert!(body.contains("prometheus_tsdb_lowest_timestamp_seconds 1795619448"), "{body}");
+}
