@@ -16,7 +16,11 @@ use strata_tsdb::Db;
 
 type Series = (Labels, Vec<(i64, f64)>);
 
-fn write_block(dir: &Path, mut series: Vec<Series>) -> Arc<Block> {
+fn write_block(dir: &Path, series: Vec<Series>) -> Arc<Block> {
+    write_block_range(dir, series, None)
+}
+
+fn write_block_range(dir: &Path, mut series: Vec<Series>, range: Option<(i64, i64)>) -> Arc<Block> {
     series.sort_by(|a, b| a.0.cmp(&b.0));
     let mut syms: Vec<String> = series
         .iter()
@@ -33,7 +37,7 @@ fn write_block(dir: &Path, mut series: Vec<Series>) -> Arc<Block> {
         }
         w.add_series(l, &c.finish()).unwrap();
     }
-    let m = w.finish(None).unwrap().unwrap();
+    let m = w.finish(range).unwrap().unwrap();
     Block::open(&dir.join(m.ulid.to_string())).unwrap()
 }
 
@@ -277,4 +281,34 @@ async fn corruption_is_reported_with_file_and_offset() {
         .unwrap_err()
         .to_string()
         .contains("tombstones"));
+}
+
+#[tokio::test]
+async fn leveled_planner_merges_three_2h_blocks_into_6h() {
+    use strata_tsdb::compact::{block_ranges, plan};
+    let d = tempfile::tempdir().unwrap();
+    let a = labels! {"__name__" => "a"};
+    let h2 = 7_200_000i64;
+    // Four aligned 2h blocks: the first three fill a 6h range, the fourth is newest.
+    for k in 0..4 {
+        write_block_range(
+            d.path(),
+            vec![(a.clone(), ramp(k * h2, (k + 1) * h2, 60_000, |t| t as f64))],
+            Some((k * h2, (k + 1) * h2)),
+        );
+    }
+    let db = Db::open(d.path()).unwrap();
+    let blocks: Vec<_> = db.blocks().iter().cloned().collect();
+    let ranges = block_ranges(h2, 24 * h2);
+    assert_eq!(ranges, vec![h2, 3 * h2, 9 * h2]);
+    let p = plan(&blocks, &ranges);
+    assert_eq!(p.len(), 3);
+    assert_eq!(p[0].meta().min_time, 0);
+    // Nothing to do with only the newest block, or ranges of one level.
+    assert!(plan(&blocks[3..], &ranges).is_empty());
+    assert!(plan(&blocks, &ranges[..1]).is_empty());
+    let out = tempfile::tempdir().unwrap();
+    let m = compact_blocks(out.path(), &p).await.unwrap().unwrap();
+    assert_eq!((m.min_time, m.max_time), (0, 3 * h2));
+    assert_eq!(m.compaction.level, 2);
 }

@@ -251,6 +251,7 @@ fn maintain(
     head_metrics: &HeadMetrics,
 ) {
     storage.compact_head();
+    storage.compact_blocks();
     let db = &storage.db;
     if let Err(e) = db.reload() {
         error!(error = %e, "reloading blocks");
@@ -329,10 +330,12 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     };
     let dir = c.tsdb_path.clone();
     let db2 = db.clone();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(dir, db2, head_opts))
-        .await
-        .context("opening the head")?
-        .context("replaying the WAL")?;
+    let max_block = c.max_block_duration_ms();
+    let storage =
+        tokio::task::spawn_blocking(move || Storage::open(dir, db2, head_opts, max_block))
+            .await
+            .context("opening the head")?
+            .context("replaying the WAL")?;
 
     let mut registry = Registry::default();
     let http = HttpMetrics::new(&mut registry);

@@ -24,11 +24,19 @@ pub struct Storage {
     pub head: Head,
     /// Blocks and head merged.
     pub queryable: Arc<dyn Queryable>,
+    /// Leveled compaction ranges (one range: no compaction of blocks).
+    pub ranges: Vec<i64>,
 }
 
 impl Storage {
     /// Opens the blocks and replays the WAL.
-    pub fn open(dir: PathBuf, db: Arc<Db>, opts: HeadOptions) -> anyhow::Result<Self> {
+    pub fn open(
+        dir: PathBuf,
+        db: Arc<Db>,
+        opts: HeadOptions,
+        max_block_ms: i64,
+    ) -> anyhow::Result<Self> {
+        let ranges = strata_tsdb::compact::block_ranges(opts.chunk_range_ms, max_block_ms);
         let head = Head::open(&dir, opts)?;
         info!(series = head.num_series(), "head opened from the WAL");
         let queryable: Arc<dyn Queryable> = Arc::new(Fanout::new(vec![
@@ -40,7 +48,49 @@ impl Storage {
             db,
             head,
             queryable,
+            ranges,
         })
+    }
+
+    /// Leveled compaction of blocks (when max > min block duration): merges what
+    /// the planner picks into one block, makes it visible, then deletes its inputs.
+    pub fn compact_blocks(&self) {
+        if self.ranges.len() < 2 {
+            return;
+        }
+        loop {
+            let blocks: Vec<_> = self.db.blocks().iter().cloned().collect();
+            let picked = strata_tsdb::compact::plan(&blocks, &self.ranges);
+            if picked.is_empty() {
+                return;
+            }
+            let started = std::time::Instant::now();
+            let res = futures::executor::block_on(strata_tsdb::compact::compact_blocks(
+                &self.dir, &picked,
+            ));
+            if let Err(e) = res {
+                error!(error = %e, "compacting blocks");
+                return;
+            }
+            for b in &picked {
+                let mut tmp = b.dir().as_os_str().to_os_string();
+                tmp.push(".tmp-for-deletion");
+                if let Err(e) = std::fs::rename(b.dir(), &tmp) {
+                    error!(error = %e, block = %b.ulid(), "marking compacted block for deletion");
+                    return;
+                }
+            }
+            if let Err(e) = self.db.reload() {
+                error!(error = %e, "reloading blocks after compaction");
+                return;
+            }
+            for b in &picked {
+                let mut tmp = b.dir().as_os_str().to_os_string();
+                tmp.push(".tmp-for-deletion");
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            info!(blocks = picked.len(), elapsed = ?started.elapsed(), "compacted blocks");
+        }
     }
 
     /// Persists every complete head range as a block (making it visible before
