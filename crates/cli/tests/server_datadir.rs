@@ -11,28 +11,63 @@ use api_util::{get_json, StrataServer, CONFIG};
 fn serves_a_prometheus_wal() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    strata_testkit::copy_dir(&strata_testkit::fixtures_dir().join("prometheus-2.42-datadir"), &dir);
+    strata_testkit::copy_dir(
+        &strata_testkit::fixtures_dir().join("prometheus-2.42-datadir"),
+        &dir,
+    );
     let s = StrataServer::start(&dir, CONFIG, &[]);
     // The fixture holds 361 series and ends at 1795619513152 ms.
     let (code, v) = get_json(
         &s.url(),
         "/api/v1/series",
-        &[("match[]", "{__name__=~\".+\"}"), ("start", "1795619400"), ("end", "1795619600")],
+        &[
+            ("match[]", "{__name__=~\".+\"}"),
+            ("start", "1795619400"),
+            ("end", "1795619600"),
+        ],
     );
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["data"].as_array().unwrap().len(), 361);
-    let (code, v) = get_json(&s.url(), "/api/v1/query", &[("query", "up"), ("time", "1795619513.152")]);
+    let (code, v) = get_json(
+        &s.url(),
+        "/api/v1/query",
+        &[("query", "up"), ("time", "1795619513.152")],
+    );
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["data"]["result"][0]["value"][1], "1");
     let (_, v) = get_json(
         &s.url(),
         "/api/v1/query",
-        &[("query", "count_over_time(up[1m])"), ("time", "1795619513.152")],
+        &[
+            ("query", "count_over_time(up[1m])"),
+            ("time", "1795619513.152"),
+        ],
     );
     // One scrape per second: the left-open minute holds 60 samples.
     assert_eq!(v["data"]["result"][0]["value"][1], "60");
     let (code, body) = api_util::get(&s.url(), "/metrics");
     assert_eq!(code, 200);
     assert!(body.contains("prometheus_tsdb_head_series 361"), "{body}");
-    assert!(body.contains("prometheus_tsdb_lowest_timestamp_seconds 1795619448"), "{body}");
+    assert!(
+        body.contains("prometheus_tsdb_lowest_timestamp_seconds 1795619448"),
+        "{body}"
+    );
+}
+
+#[test]
+fn size_retention_deletes_the_oldest_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, blocks) = api_util::backfill(tmp.path(), &api_util::small_opts(1_704_067_200));
+    let dirs = strata_tsdb::Db::block_dirs(&blocks).unwrap();
+    assert!(dirs.len() >= 2, "need several blocks, got {}", dirs.len());
+    let newest_size: u64 = {
+        let b = strata_tsdb::block::Block::open(dirs.last().unwrap()).unwrap();
+        b.size()
+    };
+    let limit = format!("--storage.tsdb.retention.size={}B", newest_size + 1024);
+    let s = StrataServer::start(&blocks, CONFIG, &[&limit]);
+    let (code, body) = api_util::get(&s.url(), "/metrics");
+    assert_eq!(code, 200);
+    assert!(body.contains("prometheus_tsdb_blocks_loaded 1"), "{body}");
+    assert_eq!(strata_tsdb::Db::block_dirs(&blocks).unwrap().len(), 1);
 }

@@ -40,6 +40,26 @@ fn duration_arg(s: &str) -> Result<i64, String> {
     parse_duration_ms(s).map_err(|e| e.to_string())
 }
 
+/// Parses a base-2 byte size as Prometheus does (`512MB` = 512 MiB; `KiB` spellings
+/// and plain `B` accepted; a unit is required).
+fn size_arg(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size {s:?} (examples: 512MB, 10GB, 1TB)");
+    let i = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (num, unit) = s.split_at(i);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let shift = match unit {
+        "B" => 0,
+        "KB" | "KiB" => 10,
+        "MB" | "MiB" => 20,
+        "GB" | "GiB" => 30,
+        "TB" | "TiB" => 40,
+        "PB" | "PiB" => 50,
+        "EB" | "EiB" => 60,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
 /// `strata server` flags (Prometheus' names and defaults).
 #[derive(Debug, Args)]
 pub struct Config {
@@ -56,6 +76,10 @@ pub struct Config {
     /// older than this, relative to the newest block, are deleted.
     #[arg(long = "storage.tsdb.retention.time", value_parser = duration_arg)]
     retention_time: Option<i64>,
+    /// Maximum number of bytes that can be stored for blocks, base-2 units
+    /// (e.g. `512MB` = 512 MiB); the oldest blocks go first.
+    #[arg(long = "storage.tsdb.retention.size", value_parser = size_arg)]
+    retention_size: Option<u64>,
     /// Minimum duration of a data block before being persisted.
     #[arg(long = "storage.tsdb.min-block-duration", value_parser = duration_arg,
           default_value = "2h", hide = true)]
@@ -87,6 +111,8 @@ impl Config {
     fn retention_ms(&self) -> i64 {
         match self.retention_time {
             Some(r) if r > 0 => r.min(MAX_RETENTION_MS),
+            // Only size retention: no time limit, as in Prometheus.
+            _ if self.retention_size.is_some_and(|s| s > 0) => 0,
             _ => DEFAULT_RETENTION_MS,
         }
     }
@@ -95,6 +121,7 @@ impl Config {
     fn max_block_duration_ms(&self) -> i64 {
         match self.max_block_duration {
             Some(d) if d > 0 => d,
+            _ if self.retention_ms() <= 0 => MAX_BLOCK_DURATION_CAP_MS,
             _ => MAX_BLOCK_DURATION_CAP_MS.min(self.retention_ms() / 10),
         }
     }
@@ -252,6 +279,7 @@ fn maintain(
 ) {
     storage.compact_head();
     storage.compact_blocks();
+    storage.apply_size_retention();
     let db = &storage.db;
     if let Err(e) = db.reload() {
         error!(error = %e, "reloading blocks");
@@ -331,11 +359,16 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     let dir = c.tsdb_path.clone();
     let db2 = db.clone();
     let max_block = c.max_block_duration_ms();
-    let storage =
-        tokio::task::spawn_blocking(move || Storage::open(dir, db2, head_opts, max_block))
-            .await
-            .context("opening the head")?
-            .context("replaying the WAL")?;
+    let retention_bytes = c.retention_size.unwrap_or(0);
+    let storage = tokio::task::spawn_blocking(move || {
+        Storage::open(dir, db2, head_opts, max_block).map(|mut st| {
+            st.retention_bytes = retention_bytes;
+            st
+        })
+    })
+    .await
+    .context("opening the head")?
+    .context("replaying the WAL")?;
 
     let mut registry = Registry::default();
     let http = HttpMetrics::new(&mut registry);
@@ -494,6 +527,16 @@ async fn wait_for_signal(shutdown: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_are_base2() {
+        assert_eq!(super::size_arg("512MB"), Ok(512 << 20));
+        assert_eq!(super::size_arg("1KiB"), Ok(1024));
+        assert_eq!(super::size_arg("10B"), Ok(10));
+        assert!(super::size_arg("10").is_err());
+        assert!(super::size_arg("10XB").is_err());
+        assert!(super::size_arg("99999999999EB").is_err());
+    }
+
     use clap::Parser;
 
     use super::*;

@@ -96,6 +96,10 @@ impl Config {
             ("query.max-concurrency", self.max_concurrency.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
             ("log.level", log_level.to_owned()),
+            (
+                "storage.tsdb.retention.size",
+                crate::gofmt::base2_bytes(self.retention_size.unwrap_or(0)),
+            ),
         ];
         for (k, v) in ours {
             m.insert(k.to_owned(), v);

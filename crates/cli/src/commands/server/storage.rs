@@ -26,6 +26,8 @@ pub struct Storage {
     pub queryable: Arc<dyn Queryable>,
     /// Leveled compaction ranges (one range: no compaction of blocks).
     pub ranges: Vec<i64>,
+    /// `--storage.tsdb.retention.size` (0: off).
+    pub retention_bytes: u64,
 }
 
 impl Storage {
@@ -49,6 +51,7 @@ impl Storage {
             head,
             queryable,
             ranges,
+            retention_bytes: 0,
         })
     }
 
@@ -111,6 +114,46 @@ impl Storage {
                 return;
             }
             info!(mint, maxt, elapsed = ?started.elapsed(), "head compacted into a block");
+        }
+    }
+
+    /// Size retention (Prometheus' `BeyondSizeRetention`): the WAL plus blocks from
+    /// the newest down; once the total passes the limit, that block and every older
+    /// one are deleted.
+    pub fn apply_size_retention(&self) {
+        if self.retention_bytes == 0 {
+            return;
+        }
+        let mut total = dir_size(&self.dir.join("wal"));
+        let mut blocks: Vec<_> = self.db.blocks().iter().cloned().collect();
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time));
+        let Some(cut) = blocks.iter().position(|b| {
+            total += b.size();
+            total > self.retention_bytes
+        }) else {
+            return;
+        };
+        let doomed: Vec<_> = blocks[cut..]
+            .iter()
+            .map(|b| b.dir().to_path_buf())
+            .collect();
+        let mut moved = Vec::new();
+        for d in doomed {
+            let mut tmp = d.as_os_str().to_os_string();
+            tmp.push(".tmp-for-deletion");
+            match std::fs::rename(&d, &tmp) {
+                Ok(()) => {
+                    info!(block = %d.display(), "deleting block beyond size retention");
+                    moved.push(tmp);
+                }
+                Err(e) => error!(error = %e, block = %d.display(), "marking block for deletion"),
+            }
+        }
+        if let Err(e) = self.db.reload() {
+            error!(error = %e, "reloading blocks after size retention");
+        }
+        for t in moved {
+            let _ = std::fs::remove_dir_all(&t);
         }
     }
 
@@ -177,4 +220,16 @@ impl HeadMetrics {
             self.appended.inc_by(total - seen);
         }
     }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
 }
