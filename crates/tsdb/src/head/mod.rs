@@ -167,18 +167,7 @@ impl Head {
     /// Samples of unknown series and out-of-order samples in the WAL are skipped with
     /// a warning (as Prometheus does); corrupt segments are errors naming the file.
     pub fn open(data_dir: &Path, opts: HeadOptions) -> Result<Self> {
-        let inner = Arc::new(Inner {
-            dir: data_dir.to_path_buf(),
-            index: RwLock::new(Index::default()),
-            wal: Mutex::new(None),
-            next_ref: AtomicU64::new(1),
-            min_time: AtomicI64::new(i64::MAX),
-            max_time: AtomicI64::new(i64::MIN),
-            min_valid_time: AtomicI64::new(i64::MIN),
-            samples_appended: AtomicU64::new(0),
-            opts,
-        });
-        let head = Self { inner };
+        let head = Self::empty(data_dir, opts);
         let warnings = head.replay()?;
         for w in &warnings {
             warn!(dir = %data_dir.display(), "{w}");
@@ -194,23 +183,31 @@ impl Head {
         Ok(head)
     }
 
+    fn empty(data_dir: &Path, opts: HeadOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                dir: data_dir.to_path_buf(),
+                index: RwLock::new(Index::default()),
+                wal: Mutex::new(None),
+                next_ref: AtomicU64::new(1),
+                min_time: AtomicI64::new(i64::MAX),
+                max_time: AtomicI64::new(i64::MIN),
+                min_valid_time: AtomicI64::new(i64::MIN),
+                samples_appended: AtomicU64::new(0),
+                opts,
+            }),
+        }
+    }
+
     /// Replays the WAL without opening it for writing (read-only use, e.g. dump).
     pub fn replay_read_only(data_dir: &Path) -> Result<(Self, Vec<String>)> {
-        let inner = Arc::new(Inner {
-            dir: data_dir.to_path_buf(),
-            index: RwLock::new(Index::default()),
-            wal: Mutex::new(None),
-            next_ref: AtomicU64::new(1),
-            min_time: AtomicI64::new(i64::MAX),
-            max_time: AtomicI64::new(i64::MIN),
-            min_valid_time: AtomicI64::new(i64::MIN),
-            samples_appended: AtomicU64::new(0),
-            opts: HeadOptions {
+        let head = Self::empty(
+            data_dir,
+            HeadOptions {
                 wal: false,
                 ..HeadOptions::default()
             },
-        });
-        let head = Self { inner };
+        );
         let w = head.replay()?;
         Ok((head, w))
     }
