@@ -95,6 +95,26 @@ pub struct Api {
     registry: Option<Arc<Registry>>,
     http_metrics: Option<HttpMetrics>,
     lifecycle: Option<Arc<dyn Lifecycle>>,
+    targets: Option<Arc<dyn TargetsSource>>,
+}
+
+/// What the scrape subsystem shows through `/api/v1/targets`,
+/// `/api/v1/targets/metadata` and `/api/v1/metadata`. Each method returns the JSON
+/// text of the response's `data` member.
+pub trait TargetsSource: Send + Sync {
+    /// `/api/v1/targets` for `state` (`active`, `dropped` or `any`/empty) and an
+    /// optional `scrapePool`.
+    fn targets_json(&self, state: &str, scrape_pool: &str) -> String;
+    /// `/api/v1/targets/metadata`: `match_target` is a label selector (may be empty),
+    /// `metric` a metric name (may be empty), `limit` 0 for no limit.
+    fn targets_metadata_json(
+        &self,
+        match_target: &str,
+        metric: &str,
+        limit: usize,
+    ) -> Result<String>;
+    /// `/api/v1/metadata`: metadata per metric name.
+    fn metadata_json(&self, metric: &str, limit: usize) -> String;
 }
 
 struct ConfigState {
@@ -129,7 +149,18 @@ impl Api {
             registry: None,
             http_metrics: None,
             lifecycle: None,
+            targets: None,
         }
+    }
+
+    /// Serves targets and metadata from the scrape subsystem.
+    pub fn with_targets(mut self, t: Arc<dyn TargetsSource>) -> Self {
+        self.targets = Some(t);
+        self
+    }
+
+    pub(crate) fn targets_source(&self) -> Option<&Arc<dyn TargetsSource>> {
+        self.targets.as_ref()
     }
 
     /// Serves `registry` on `/metrics` and records requests in `http` (which must

@@ -1,4 +1,5 @@
-//! `prometheus.yml` (mirrors Prometheus `config/config.go`, for now only `global`).
+//! `prometheus.yml` (mirrors Prometheus `config/config.go`: `global` and
+//! `scrape_configs` typed, the other sections raw).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,7 @@ use serde::Deserialize;
 
 use crate::duration::PromDuration;
 use crate::error::{Error, Result};
+use crate::scrape::{build_scrape_configs, RawScrape, ScrapeConfig};
 
 /// Top-level sections kept as raw YAML until the components that use them parse
 /// them.
@@ -38,6 +40,9 @@ pub struct Config {
     /// The other top-level sections present in the file, by name (one of
     /// [`RAW_SECTIONS`]), as raw YAML.
     pub sections: BTreeMap<String, serde_yaml::Value>,
+    /// `scrape_configs`, typed, validated and with defaults filled in (the raw
+    /// YAML is also kept in [`Config::sections`]).
+    pub scrape_configs: Vec<ScrapeConfig>,
     /// The file's text exactly as loaded (served by `/api/v1/status/config`).
     pub original: String,
     /// Where it was loaded from, if from a file.
@@ -80,7 +85,7 @@ struct RawConfig {
     alerting: Option<serde_yaml::Value>,
     rule_files: Option<serde_yaml::Value>,
     scrape_config_files: Option<serde_yaml::Value>,
-    scrape_configs: Option<serde_yaml::Value>,
+    scrape_configs: Option<Vec<RawScrape>>,
     storage: Option<serde_yaml::Value>,
     tracing: Option<serde_yaml::Value>,
     remote_write: Option<serde_yaml::Value>,
@@ -130,6 +135,16 @@ impl Config {
         Self::parse_with_path(text, None)
     }
 
+    /// Parses `text` as if loaded from `path` (relative paths resolve against its
+    /// directory), without touching the file system.
+    #[cfg(test)]
+    pub(crate) fn load_file_text_for_test(text: &str, path: &str) -> Self {
+        let p = Path::new(path);
+        let mut c = Self::parse_with_path(text, Some(p)).expect("valid test config");
+        c.path = Some(p.to_path_buf());
+        c
+    }
+
     fn parse_with_path(text: &str, path: Option<&Path>) -> Result<Self> {
         let yaml_err = |e: serde_yaml::Error| Error::Yaml {
             path: path.map(Path::to_path_buf),
@@ -147,13 +162,17 @@ impl Config {
             v.unwrap_or_default()
         };
         let global = build_global(raw.global.unwrap_or_default()).map_err(invalid)?;
+        let base = path.and_then(Path::parent);
+        let scrape_configs =
+            build_scrape_configs(raw.scrape_configs.unwrap_or_default(), &global, base)
+                .map_err(invalid)?;
         let mut sections = BTreeMap::new();
         let raw_sections = [
             ("runtime", raw.runtime),
             ("alerting", raw.alerting),
             ("rule_files", raw.rule_files),
             ("scrape_config_files", raw.scrape_config_files),
-            ("scrape_configs", raw.scrape_configs),
+            ("scrape_configs", raw_scrape_section(text)),
             ("storage", raw.storage),
             ("tracing", raw.tracing),
             ("remote_write", raw.remote_write),
@@ -168,10 +187,18 @@ impl Config {
         Ok(Self {
             global,
             sections,
+            scrape_configs,
             original: text.to_owned(),
             path: None,
         })
     }
+}
+
+/// The `scrape_configs` section as raw YAML, if present and not null (the typed
+/// parse already succeeded, so this parse does too).
+fn raw_scrape_section(text: &str) -> Option<serde_yaml::Value> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    doc.get("scrape_configs").filter(|v| !v.is_null()).cloned()
 }
 
 fn build_global(g: RawGlobal) -> std::result::Result<GlobalConfig, String> {

@@ -3,12 +3,14 @@
 //! `model/value`).
 //!
 //! Key types: [`Labels`] (sorted, `Arc`-shared), [`Matcher`] (with regex fast paths),
-//! [`Sample`]. The exposition parsers live in [`textparse`].
+//! [`Sample`]. The exposition parsers live in [`textparse`], relabeling in
+//! [`relabel`].
 
 pub mod error;
 pub mod gofmt;
 mod labels;
 mod matcher;
+pub mod relabel;
 mod sample;
 pub mod selector;
 pub mod textparse;

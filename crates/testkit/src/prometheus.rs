@@ -53,16 +53,28 @@ impl PrometheusProcess {
     /// If the binary is missing, exits, or is not ready within 60 s; the
     /// message holds its stderr.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Self {
+        Self::start_with_config(data_dir, CONFIG, extra_args)
+    }
+
+    /// As [`Self::start`], with `config_yaml` as its `prometheus.yml` (e.g. with
+    /// scrape targets, `remote_write`, `remote_read` or external labels). Every
+    /// `{{port}}` in it is replaced by the port Prometheus listens on, so it can
+    /// scrape itself (`targets: ['127.0.0.1:{{port}}']`).
+    ///
+    /// # Panics
+    ///
+    /// As [`Self::start`], also when Prometheus rejects the config.
+    pub fn start_with_config(data_dir: &Path, config_yaml: &str, extra_args: &[&str]) -> Self {
         let binary = peer_binary("prometheus");
         let mut work = tempfile::tempdir().expect("create a temporary directory");
-        let config = work.path().join("prometheus.yml");
-        std::fs::write(&config, CONFIG)
-            .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(30))
             .build();
         for attempt in 1..=PORT_ATTEMPTS {
             let port = free_port();
+            let config = work.path().join("prometheus.yml");
+            std::fs::write(&config, config_yaml.replace("{{port}}", &port.to_string()))
+                .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
             let stderr_path = work.path().join(format!("stderr-{attempt}.log"));
             let stderr = File::create(&stderr_path)
                 .unwrap_or_else(|e| panic!("create {}: {e}", stderr_path.display()));

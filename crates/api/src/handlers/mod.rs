@@ -41,6 +41,7 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .route("/label/{name}/values", get(meta::label_values))
         .route("/metadata", get(status::metadata))
         .route("/targets", get(status::targets))
+        .route("/targets/metadata", get(status::targets_metadata))
         .route("/rules", get(status::rules))
         .route("/alerts", get(status::alerts))
         .route("/alertmanagers", get(status::alertmanagers))

@@ -108,9 +108,22 @@ fn runtime_info_json(api: &Api) -> String {
     out
 }
 
-pub(super) async fn metadata(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+pub(super) async fn metadata(
+    state: ApiState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let form = form_of(&method, &uri, &headers, &Bytes::new());
-    respond(metadata_impl(&form))
+    respond(
+        metadata_impl(&form).map(|empty| match state.0.targets_source() {
+            Some(t) => {
+                let limit = form.value("limit").parse::<i64>().unwrap_or(0).max(0) as usize;
+                Success::new(t.metadata_json(form.value("metric"), limit))
+            }
+            None => empty,
+        }),
+    )
 }
 
 /// No scraping yet, so no metadata; the parameters are still checked.
@@ -127,10 +140,41 @@ fn metadata_impl(form: &crate::params::Form) -> Result<Success> {
     Ok(Success::new("{}".into()))
 }
 
-pub(super) async fn targets() -> Response {
-    respond(Ok(Success::new(
-        r#"{"activeTargets":[],"droppedTargets":[],"droppedTargetCounts":{}}"#.into(),
-    )))
+pub(super) async fn targets(
+    state: ApiState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let form = form_of(&method, &uri, &headers, &Bytes::new());
+    let data = match state.0.targets_source() {
+        Some(t) => t.targets_json(form.value("state"), form.value("scrapePool")),
+        None => r#"{"activeTargets":[],"droppedTargets":[],"droppedTargetCounts":{}}"#.into(),
+    };
+    respond(Ok(Success::new(data)))
+}
+
+pub(super) async fn targets_metadata(
+    state: ApiState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let form = form_of(&method, &uri, &headers, &Bytes::new());
+    let limit = match form.value("limit") {
+        "" => 0,
+        l => match l.parse::<i64>() {
+            Ok(n) if n > 0 => n as usize,
+            Ok(_) => 0,
+            Err(_) => return respond(Err(Error::bad_data("limit must be a number"))),
+        },
+    };
+    respond(match state.0.targets_source() {
+        Some(t) => t
+            .targets_metadata_json(form.value("match_target"), form.value("metric"), limit)
+            .map(Success::new),
+        None => Ok(Success::new("[]".into())),
+    })
 }
 
 pub(super) async fn rules() -> Response {

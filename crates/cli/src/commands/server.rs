@@ -18,6 +18,7 @@ use strata_config::{format_duration_ms, parse_duration_ms, Config as PromConfig}
 
 mod flags;
 mod storage;
+mod targets;
 use storage::{HeadMetrics, Storage};
 use strata_model::Labels;
 use strata_promql::{Engine, EngineOptions};
@@ -104,6 +105,25 @@ pub struct Config {
     /// Enable shutdown and reload via HTTP request (`/-/quit`, `/-/reload`).
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
+    /// Enable the remote write receiver at `/api/v1/write`.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    enable_remote_write_receiver: bool,
+    /// Maximum overall number of samples to return via the remote read interface
+    /// in a single query (0: no limit).
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        default_value_t = 50_000_000
+    )]
+    remote_read_sample_limit: usize,
+    /// Maximum number of concurrent remote read calls (0: no limit).
+    #[arg(long = "storage.remote.read-concurrent-limit", default_value_t = 10)]
+    remote_read_concurrent_limit: usize,
+    /// Maximum number of bytes in a single frame of streamed remote read responses.
+    #[arg(
+        long = "storage.remote.read-max-bytes-in-frame",
+        default_value_t = 1_048_576
+    )]
+    remote_read_max_bytes_in_frame: usize,
 }
 
 impl Config {
@@ -296,6 +316,7 @@ struct Hooks {
     config_file: PathBuf,
     api: Mutex<Option<std::sync::Weak<Api>>>,
     db: Arc<Db>,
+    scrape: Arc<strata_scrape::ScrapeManager>,
     shutdown: CancellationToken,
 }
 
@@ -308,6 +329,13 @@ impl Lifecycle for Hooks {
             .and_then(|a| a.as_ref().and_then(std::sync::Weak::upgrade));
         match PromConfig::load_file(&self.config_file) {
             Ok(c) => {
+                if let Err(e) = self.scrape.apply_config(&c) {
+                    if let Some(api) = &api {
+                        api.set_config_reload_failed();
+                    }
+                    error!(error = %e, "error reloading config: scrape pools");
+                    return Err(e.to_string());
+                }
                 if let Some(api) = &api {
                     api.set_config_yaml(c.original);
                 }
@@ -374,6 +402,13 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     let http = HttpMetrics::new(&mut registry);
     let tsdb_metrics = TsdbMetrics::new(&mut registry);
     let head_metrics = HeadMetrics::new(&mut registry, storage.head.clone());
+    let scrape = Arc::new(strata_scrape::ScrapeManager::new(
+        Arc::new(storage.head.clone()),
+        &mut registry,
+    ));
+    scrape
+        .apply_config(&config)
+        .context("starting scrape pools")?;
     tsdb_metrics
         .retention_limit_seconds
         .set(retention_ms / 1000);
@@ -416,17 +451,37 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         start_time,
         storage_retention: format_duration_ms(retention_ms),
     };
+    let mut remote_routes = strata_remote::read_router(
+        storage.queryable.clone(),
+        strata_remote::ReadOptions {
+            sample_limit: c.remote_read_sample_limit,
+            concurrent_limit: c.remote_read_concurrent_limit,
+            max_bytes_in_frame: c.remote_read_max_bytes_in_frame,
+            external_labels: Labels::from_pairs(config.global.external_labels.clone()),
+            ..Default::default()
+        },
+        &mut registry,
+    );
+    if c.enable_remote_write_receiver {
+        remote_routes = remote_routes.merge(strata_remote::write_router(
+            Arc::new(storage.head.clone()),
+            strata_remote::WriteOptions::default(),
+            &mut registry,
+        ));
+    }
     let mut api =
         Api::new(storage.queryable.clone(), engine, info).with_metrics(Arc::new(registry), http);
     let hooks = Arc::new(Hooks {
         config_file: c.config_file.clone(),
         api: Mutex::new(None),
         db: db.clone(),
+        scrape: scrape.clone(),
         shutdown: shutdown.clone(),
     });
     if c.enable_lifecycle {
         api = api.with_lifecycle(hooks.clone());
     }
+    api = api.with_targets(Arc::new(targets::ScrapeTargets(scrape.clone())));
     api.set_config_yaml(config.original);
     let api = Arc::new(api);
     if let Ok(mut slot) = hooks.api.lock() {
@@ -446,10 +501,16 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let hup = tokio::spawn(reload_on_sighup(hooks.clone(), shutdown.clone()));
+    let scraping = {
+        let s = scrape.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { s.run(stop).await })
+    };
 
     let graceful = shutdown.clone();
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, api.router())
+        axum::serve(listener, api.router().merge(remote_routes))
             .with_graceful_shutdown(async move { graceful.cancelled().await })
             .await
     });
@@ -471,6 +532,8 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     };
     shutdown.cancel();
     signals.abort();
+    hup.abort();
+    let _ = scraping.await;
     let _ = maintenance.await;
     let st = storage.clone();
     let _ = tokio::task::spawn_blocking(move || st.close()).await;
@@ -501,6 +564,30 @@ async fn maintenance_loop(
             tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm)).await
         {
             error!(error = %e, "block maintenance task failed");
+        }
+    }
+}
+
+/// Reloads the configuration on SIGHUP, like Prometheus.
+async fn reload_on_sighup(hooks: Arc<Hooks>, stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            error!(error = %e, "installing the SIGHUP handler");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            r = hup.recv() => {
+                if r.is_none() {
+                    return;
+                }
+                let h = hooks.clone();
+                let _ = tokio::task::spawn_blocking(move || h.reload()).await;
+            }
         }
     }
 }

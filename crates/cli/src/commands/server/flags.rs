@@ -95,6 +95,22 @@ impl Config {
             ("query.timeout", d(self.query_timeout)),
             ("query.max-concurrency", self.max_concurrency.to_string()),
             ("web.enable-lifecycle", self.enable_lifecycle.to_string()),
+            (
+                "web.enable-remote-write-receiver",
+                self.enable_remote_write_receiver.to_string(),
+            ),
+            (
+                "storage.remote.read-sample-limit",
+                self.remote_read_sample_limit.to_string(),
+            ),
+            (
+                "storage.remote.read-concurrent-limit",
+                self.remote_read_concurrent_limit.to_string(),
+            ),
+            (
+                "storage.remote.read-max-bytes-in-frame",
+                self.remote_read_max_bytes_in_frame.to_string(),
+            ),
             ("log.level", log_level.to_owned()),
             (
                 "storage.tsdb.retention.size",
