@@ -32,6 +32,8 @@ enum BenchCommand {
     Select(SelectArgs),
     /// PromQL latency and memory of `strata server` next to Prometheus on the same blocks.
     Query(super::bench_query::QueryArgs),
+    /// Remote-write ingest of `strata server` next to Prometheus with the same load.
+    Ingest(super::bench_ingest::IngestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +83,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         BenchCommand::Select(a) => select(a),
         BenchCommand::Query(a) => {
             tokio::task::spawn_blocking(move || super::bench_query::run(a)).await?
+        }
+        BenchCommand::Ingest(a) => {
+            tokio::task::spawn_blocking(move || super::bench_ingest::run(a)).await?
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `strata tools`.
 
 pub mod bench;
+mod bench_ingest;
 mod bench_query;
 pub mod tsdb;
 

@@ -1,0 +1,330 @@
+//! `strata tools bench ingest`: remote-write ingest of `strata server` next to a real
+//! Prometheus with the same load, in one run: sustained samples/s, peak RSS per
+//! active series, WAL replay time and bytes per sample on disk after compaction.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+/// Flags of `bench ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Active series.
+    #[arg(long, default_value_t = 100_000)]
+    series: usize,
+    /// Seconds of load per server.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Series per remote-write request.
+    #[arg(long, default_value_t = 2000)]
+    batch: usize,
+    /// Concurrent senders.
+    #[arg(long, default_value_t = 2)]
+    senders: usize,
+    /// The prometheus binary to compare with.
+    #[arg(long, default_value = "prometheus")]
+    prometheus: String,
+    /// Working directory (default: a temporary one, removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+const T0: i64 = 1_700_000_000_000;
+
+fn out(s: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{s}");
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn field_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+    varint(out, u64::from(field << 3 | 2));
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A snappy-compressed remote-write 1.0 request: series `lo..hi`, one sample each.
+fn request(lo: usize, hi: usize, t: i64, round: u64, buf: &mut Vec<u8>) -> Vec<u8> {
+    buf.clear();
+    let mut ts = Vec::with_capacity(128);
+    let mut l = Vec::with_capacity(64);
+    for i in lo..hi {
+        ts.clear();
+        let inst = format!("host-{}", i / 100);
+        let ser = i.to_string();
+        for (n, v) in [
+            ("__name__", "bench_ingest"),
+            ("instance", inst.as_str()),
+            ("job", "bench"),
+            ("series", ser.as_str()),
+        ] {
+            l.clear();
+            field_bytes(&mut l, 1, n.as_bytes());
+            field_bytes(&mut l, 2, v.as_bytes());
+            field_bytes(&mut ts, 1, &l);
+        }
+        l.clear();
+        l.push(1 << 3 | 1);
+        l.extend_from_slice(&((round * (1 + i as u64 % 7)) as f64).to_le_bytes());
+        l.push(2 << 3);
+        varint(&mut l, t as u64);
+        field_bytes(&mut ts, 2, &l);
+        field_bytes(buf, 1, &ts);
+    }
+    snap::raw::Encoder::new()
+        .compress_vec(buf)
+        .unwrap_or_default()
+}
+
+struct Proc {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn start(cmd: &mut Command, port: u16) -> anyhow::Result<(Self, Duration)> {
+        let t = Instant::now();
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning server")?;
+        let p = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < deadline {
+            if ureq::get(&format!("{}/-/ready", p.url)).call().is_ok() {
+                return Ok((p, t.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        bail!("{} did not become ready", p.url)
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn terminate(&mut self) {
+        // SIGTERM, like an operator would; then wait.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Sends rounds of one sample per series for `secs`; returns acknowledged samples
+/// and rounds completed.
+fn load(url: &str, a: &IngestArgs, start_round: u64) -> (u64, u64) {
+    let acked = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let round_done = Arc::new(std::sync::Barrier::new(a.senders));
+    let rounds = Arc::new(AtomicU64::new(start_round));
+    let deadline = Instant::now() + Duration::from_secs(a.seconds);
+    let mut hs = Vec::new();
+    for k in 0..a.senders {
+        let (acked, stop, barrier, rounds) = (
+            acked.clone(),
+            stop.clone(),
+            round_done.clone(),
+            rounds.clone(),
+        );
+        let url = format!("{url}/api/v1/write");
+        let (n, batch, senders) = (a.series, a.batch, a.senders);
+        hs.push(std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(60))
+                .build();
+            let mut buf = Vec::new();
+            let mut round = start_round;
+            loop {
+                let t = T0 + round as i64 * 15_000;
+                let mut b = k;
+                while b * batch < n {
+                    let (lo, hi) = (b * batch, ((b + 1) * batch).min(n));
+                    let body = request(lo, hi, t, round, &mut buf);
+                    let r = agent
+                        .post(&url)
+                        .set("Content-Type", "application/x-protobuf")
+                        .set("Content-Encoding", "snappy")
+                        .set("X-Prometheus-Remote-Write-Version", "0.1.0")
+                        .send_bytes(&body);
+                    if matches!(&r, Ok(resp) if resp.status() / 100 == 2) {
+                        acked.fetch_add((hi - lo) as u64, Ordering::Relaxed);
+                    }
+                    b += senders;
+                }
+                round += 1;
+                if k == 0 {
+                    rounds.store(round, Ordering::Relaxed);
+                    if Instant::now() >= deadline {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                barrier.wait();
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+            }
+        }));
+    }
+    for h in hs {
+        let _ = h.join();
+    }
+    (
+        acked.load(Ordering::Relaxed),
+        rounds.load(Ordering::Relaxed),
+    )
+}
+
+/// Bytes per sample over the blocks of a data directory (chunks + index).
+fn blocks_bytes_per_sample(dir: &Path) -> Option<(f64, usize)> {
+    let mut bytes = 0u64;
+    let mut samples = 0u64;
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        let Ok(meta) = std::fs::read(p.join("meta.json")) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&meta).ok()?;
+        samples += v["stats"]["numSamples"].as_u64().unwrap_or(0);
+        bytes += std::fs::metadata(p.join("index"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        for c in std::fs::read_dir(p.join("chunks")).ok()?.flatten() {
+            bytes += c.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+        n += 1;
+    }
+    (samples > 0).then(|| (bytes as f64 / samples as f64, n))
+}
+
+/// Runs the comparison.
+pub fn run(a: IngestArgs) -> anyhow::Result<()> {
+    let tmp = match &a.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("strata-bench-ingest-{}", std::process::id())),
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let cfg = tmp.join("config.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n")?;
+    let me = std::env::current_exe()?;
+    out(&format!(
+        "load: {} series, {} series per request, {} senders, {} s per server; 5m blocks so compaction happens",
+        a.series, a.batch, a.senders, a.seconds
+    ));
+    out(&format!(
+        "{:<12} {:>14} {:>16} {:>12} {:>16}",
+        "server", "samples/s", "peak RSS/series", "WAL replay", "bytes/sample"
+    ));
+    let mut results = Vec::new();
+    for name in ["strata", "prometheus"] {
+        let dir = tmp.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let cmd = |port: u16| {
+            let mut c = if name == "strata" {
+                let mut c = Command::new(&me);
+                c.arg("server");
+                c
+            } else {
+                Command::new(&a.prometheus)
+            };
+            c.arg(format!("--config.file={}", cfg.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--web.enable-remote-write-receiver")
+                .arg("--storage.tsdb.retention.time=100y")
+                .arg("--storage.tsdb.min-block-duration=5m")
+                .arg("--storage.tsdb.max-block-duration=5m");
+            c
+        };
+        let port = free_port()?;
+        let (mut p, _) = Proc::start(&mut cmd(port), port)?;
+        let started = Instant::now();
+        let (acked, rounds) = load(&p.url, &a, 0);
+        let rate = acked as f64 / started.elapsed().as_secs_f64();
+        let rss_per_series = p.peak_rss_kib() as f64 * 1024.0 / a.series as f64;
+        p.terminate();
+        let port = free_port()?;
+        let (mut p, replay) = Proc::start(&mut cmd(port), port)?;
+        // One more short load so the head passes 1.5 block ranges, then give both
+        // servers their compaction cycle (Prometheus checks every minute).
+        let short = IngestArgs {
+            seconds: 1,
+            ..clone_args(&a)
+        };
+        let _ = load(&p.url, &short, rounds);
+        std::thread::sleep(Duration::from_secs(75));
+        p.terminate();
+        let bps = blocks_bytes_per_sample(&dir);
+        out(&format!(
+            "{name:<12} {:>14.0} {:>14.0} B {:>12.2?} {:>16}",
+            rate,
+            rss_per_series,
+            replay,
+            bps.map(|(b, n)| format!("{b:.3} ({n} blocks)"))
+                .unwrap_or_else(|| "no blocks".into())
+        ));
+        results.push((rate, rss_per_series));
+    }
+    if let [s, p] = results.as_slice() {
+        out(&format!(
+            "ratio: ingest {:.2}x, memory per series {:.2}x",
+            s.0 / p.0,
+            s.1 / p.1
+        ));
+    }
+    if a.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+fn clone_args(a: &IngestArgs) -> IngestArgs {
+    IngestArgs {
+        series: a.series,
+        seconds: a.seconds,
+        batch: a.batch,
+        senders: a.senders,
+        prometheus: a.prometheus.clone(),
+        dir: a.dir.clone(),
+    }
+}
