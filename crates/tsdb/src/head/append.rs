@@ -105,8 +105,11 @@ impl HeadAppender {
         // Validate against each series' last sample (and earlier staged ones).
         let idx = head.read_index();
         let mut accepted: Vec<RefSample> = Vec::with_capacity(self.staged.len());
-        let mut last_in_batch: std::collections::HashMap<u64, (i64, f64)> =
-            std::collections::HashMap::new();
+        let mut last_in_batch: std::collections::HashMap<u64, (i64, f64), super::U64Build> =
+            std::collections::HashMap::with_capacity_and_hasher(
+                self.staged.len(),
+                Default::default(),
+            );
         for ((_, t, v), r) in self.staged.iter().zip(&refs) {
             let (t, v, r) = (*t, *v, *r);
             if t < min_valid {

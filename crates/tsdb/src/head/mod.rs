@@ -58,30 +58,53 @@ pub(crate) struct MemSeries {
     pub(crate) last: Option<(i64, f64)>,
 }
 
+/// A hasher for keys that are already well-spread `u64`s (series refs and label
+/// hashes): one multiply instead of SipHash on the ingest path.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing spreads sequential refs over the high bits hashbrown uses.
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// `BuildHasher` for [`U64Hasher`].
+pub(crate) type U64Build = std::hash::BuildHasherDefault<U64Hasher>;
+
 /// The series index: refs, lookup by label hash, postings.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    pub(crate) series: HashMap<u64, Arc<Mutex<MemSeries>>>,
-    pub(crate) by_hash: HashMap<u64, Vec<u64>>,
+    pub(crate) series: HashMap<u64, Arc<Mutex<MemSeries>>, U64Build>,
+    /// Label hash → (ref, labels): lookups compare labels without locking series.
+    pub(crate) by_hash: HashMap<u64, Vec<(u64, Labels)>, U64Build>,
     pub(crate) postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
 }
 
 impl Index {
     pub(crate) fn lookup(&self, l: &Labels) -> Option<u64> {
-        let refs = self.by_hash.get(&l.stable_hash())?;
-        refs.iter().copied().find(|r| {
-            self.series
-                .get(r)
-                .and_then(|s| s.lock().ok().map(|s| s.labels == *l))
-                .unwrap_or(false)
-        })
+        self.lookup_hashed(l, l.stable_hash())
+    }
+
+    pub(crate) fn lookup_hashed(&self, l: &Labels, hash: u64) -> Option<u64> {
+        let refs = self.by_hash.get(&hash)?;
+        refs.iter().find(|(_, ls)| ls == l).map(|(r, _)| *r)
     }
 
     pub(crate) fn insert(&mut self, r: u64, labels: Labels, chunk_range: i64) {
         self.by_hash
             .entry(labels.stable_hash())
             .or_default()
-            .push(r);
+            .push((r, labels.clone()));
         for l in &labels {
             let v = self
                 .postings
@@ -117,7 +140,7 @@ impl Index {
             Err(p) => p.into_inner().labels.clone(),
         };
         if let Some(v) = self.by_hash.get_mut(&labels.stable_hash()) {
-            v.retain(|x| *x != r);
+            v.retain(|x| x.0 != r);
             if v.is_empty() {
                 self.by_hash.remove(&labels.stable_hash());
             }

@@ -18,9 +18,10 @@ pub struct IngestArgs {
     /// Active series.
     #[arg(long, default_value_t = 100_000)]
     series: usize,
-    /// Seconds of load per server.
-    #[arg(long, default_value_t = 30)]
-    seconds: u64,
+    /// Rounds of load per server: every series gets one sample per round, 15 s
+    /// apart in sample time, so both servers hold the same data.
+    #[arg(long, default_value_t = 60)]
+    rounds: u64,
     /// Series per remote-write request.
     #[arg(long, default_value_t = 2000)]
     batch: usize,
@@ -149,14 +150,14 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Sends rounds of one sample per series for `secs`; returns acknowledged samples
-/// and rounds completed.
+/// Sends `a.rounds` rounds of one sample per series starting at `start_round`;
+/// returns acknowledged samples and the next round.
 fn load(url: &str, a: &IngestArgs, start_round: u64) -> (u64, u64) {
     let acked = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let round_done = Arc::new(std::sync::Barrier::new(a.senders));
     let rounds = Arc::new(AtomicU64::new(start_round));
-    let deadline = Instant::now() + Duration::from_secs(a.seconds);
+    let end_round = start_round + a.rounds;
     let mut hs = Vec::new();
     for k in 0..a.senders {
         let (acked, stop, barrier, rounds) = (
@@ -193,7 +194,7 @@ fn load(url: &str, a: &IngestArgs, start_round: u64) -> (u64, u64) {
                 round += 1;
                 if k == 0 {
                     rounds.store(round, Ordering::Relaxed);
-                    if Instant::now() >= deadline {
+                    if round >= end_round {
                         stop.store(true, Ordering::Relaxed);
                     }
                 }
@@ -248,8 +249,8 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n")?;
     let me = std::env::current_exe()?;
     out(&format!(
-        "load: {} series, {} series per request, {} senders, {} s per server; 5m blocks so compaction happens",
-        a.series, a.batch, a.senders, a.seconds
+        "load: {} series x {} rounds, {} series per request, {} senders; 5m blocks so compaction happens",
+        a.series, a.rounds, a.batch, a.senders
     ));
     out(&format!(
         "{:<12} {:>14} {:>16} {:>12} {:>16}",
@@ -288,7 +289,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
         // One more short load so the head passes 1.5 block ranges, then give both
         // servers their compaction cycle (Prometheus checks every minute).
         let short = IngestArgs {
-            seconds: 1,
+            rounds: 5,
             ..clone_args(&a)
         };
         let _ = load(&p.url, &short, rounds);
@@ -321,7 +322,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
 fn clone_args(a: &IngestArgs) -> IngestArgs {
     IngestArgs {
         series: a.series,
-        seconds: a.seconds,
+        rounds: a.rounds,
         batch: a.batch,
         senders: a.senders,
         prometheus: a.prometheus.clone(),
