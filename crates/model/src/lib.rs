@@ -6,6 +6,7 @@
 //! [`Sample`]. The exposition parsers live in [`textparse`], relabeling in
 //! [`relabel`].
 
+pub mod civil;
 pub mod error;
 pub mod gofmt;
 mod labels;
