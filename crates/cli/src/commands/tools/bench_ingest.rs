@@ -4,12 +4,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use super::bench_proc::{free_port, Proc};
 use clap::Args;
 
 /// Flags of `bench ingest`.
@@ -87,67 +87,6 @@ fn request(lo: usize, hi: usize, t: i64, round: u64, buf: &mut Vec<u8>) -> Vec<u
     snap::raw::Encoder::new()
         .compress_vec(buf)
         .unwrap_or_default()
-}
-
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn start(cmd: &mut Command, port: u16) -> anyhow::Result<(Self, Duration)> {
-        let t = Instant::now();
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("spawning server")?;
-        let p = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(600);
-        while Instant::now() < deadline {
-            if ureq::get(&format!("{}/-/ready", p.url)).call().is_ok() {
-                return Ok((p, t.elapsed()));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        bail!("{} did not become ready", p.url)
-    }
-
-    fn peak_rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            })
-            .unwrap_or(0)
-    }
-
-    fn terminate(&mut self) {
-        // SIGTERM, like an operator would; then wait.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Sends `a.rounds` rounds of one sample per series starting at `start_round`;

@@ -3,10 +3,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+
+use super::bench_proc::{free_port, Proc};
 use clap::Args;
 use strata_model::Labels;
 use strata_tsdb::block::{BlockWriter, BlockWriterOptions};
@@ -122,63 +124,8 @@ fn write_blocks(dir: &Path, hours: i64) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-struct Proc {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn peak_rss_mib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<u64>().ok())
-                })
-            })
-            .unwrap_or(0)
-            >> 10
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn wait_ready(p: &Proc) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if ureq::get(&format!("{}/-/ready", p.url)).call().is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    bail!("{} did not become ready", p.url)
-}
-
 fn start(cmd: &mut Command, port: u16) -> anyhow::Result<Proc> {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("spawning server")?;
-    let p = Proc {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    wait_ready(&p)?;
-    Ok(p)
+    Ok(Proc::start(cmd, port)?.0)
 }
 
 fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
@@ -313,8 +260,8 @@ pub fn run(a: QueryArgs) -> anyhow::Result<()> {
     ));
     out(&format!(
         "peak RSS: strata {} MiB, prometheus {} MiB",
-        strata.peak_rss_mib(),
-        prom.peak_rss_mib()
+        strata.peak_rss_kib() >> 10,
+        prom.peak_rss_kib() >> 10
     ));
     drop(strata);
     drop(prom);
