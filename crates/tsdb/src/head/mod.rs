@@ -277,6 +277,7 @@ impl Head {
                 }
                 Record::Samples(smps) => {
                     let idx = self.read_index();
+                    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
                     for s in smps {
                         let Some(ser) = idx.series.get(&s.series_ref) else {
                             unknown += 1;
@@ -292,9 +293,11 @@ impl Head {
                         }
                         ser.cutter.append(s.t, s.v)?;
                         ser.last = Some((s.t, s.v));
-                        self.inner.min_time.fetch_min(s.t, Ordering::Relaxed);
-                        self.inner.max_time.fetch_max(s.t, Ordering::Relaxed);
+                        lo = lo.min(s.t);
+                        hi = hi.max(s.t);
                     }
+                    self.inner.min_time.fetch_min(lo, Ordering::Relaxed);
+                    self.inner.max_time.fetch_max(hi, Ordering::Relaxed);
                 }
                 Record::Tombstones(_) => {
                     // Deletion through the head is not offered yet; Prometheus writes
