@@ -296,9 +296,12 @@ fn maintain(
     retention_ms: i64,
     metrics: &TsdbMetrics,
     head_metrics: &HeadMetrics,
+    compact: bool,
 ) {
-    storage.compact_head();
-    storage.compact_blocks();
+    if compact {
+        storage.compact_head();
+        storage.compact_blocks();
+    }
     storage.apply_size_retention();
     let db = &storage.db;
     if let Err(e) = db.reload() {
@@ -431,7 +434,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         let st = storage.clone();
         let m = tsdb_metrics.clone();
         let hm = head_metrics.clone();
-        tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm))
+        // No compaction before the server is ready (like Prometheus, which
+        // compacts in the background): startup time is the WAL replay.
+        tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm, false))
             .await
             .context("applying retention")?;
     }
@@ -549,9 +554,10 @@ async fn maintenance_loop(
     head_metrics: HeadMetrics,
     stop: CancellationToken,
 ) {
+    // The first tick fires at once: compaction starts right after the server is
+    // ready, then runs every RELOAD_INTERVAL.
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -561,7 +567,7 @@ async fn maintenance_loop(
         let m = metrics.clone();
         let hm = head_metrics.clone();
         if let Err(e) =
-            tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm)).await
+            tokio::task::spawn_blocking(move || maintain(&st, retention_ms, &m, &hm, true)).await
         {
             error!(error = %e, "block maintenance task failed");
         }
