@@ -1,14 +1,12 @@
 //! `/series`, `/labels` and `/label/<name>/values`.
 
-use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use futures::StreamExt;
 use strata_model::{Labels, Matcher};
 use strata_storage::{merge::merge_streams, Frame, LabelRequest, SelectHints, SelectRequest};
 
-use super::{form_of, respond, ApiState};
+use super::{respond, ApiState};
 use crate::error::{Error, Result};
 use crate::json::{write_labels, write_str_array};
 use crate::params::{
@@ -19,36 +17,19 @@ use crate::Api;
 
 const TRUNCATED: &str = "results truncated due to limit";
 
-pub(super) async fn series(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &body);
+pub(super) async fn series(state: ApiState, form: Form) -> Response {
     respond(series_impl(&state.0, &form).await)
 }
 
-pub(super) async fn label_names(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &body);
+pub(super) async fn label_names(state: ApiState, form: Form) -> Response {
     respond(label_names_impl(&state.0, &form).await)
 }
 
 pub(super) async fn label_values(
     state: ApiState,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    form: Form,
 ) -> Response {
-    let form = form_of(&method, &uri, &headers, &Bytes::new());
     respond(label_values_impl(&state.0, &name, &form).await)
 }
 

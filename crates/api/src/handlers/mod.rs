@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -63,9 +63,20 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// The form values of a request (query string, then a form body for POST).
-pub(crate) fn form_of(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Form {
-    Form::read(method, uri.query(), headers, body)
+/// Handlers take their parameters as a [`Form`]: the query string, then a form
+/// body for POST.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> std::result::Result<Self, Response> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Form::read(&method, uri.query(), &headers, &body))
+    }
 }
 
 /// Turns a handler result into a response.

@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use strata_promql::{QueryOptions, QueryResult, Value};
 
-use super::{form_of, respond, ApiState};
+use super::{respond, ApiState};
 use crate::error::{Error, ErrorType, Result};
 use crate::json::{write_query_data, write_str};
 use crate::params::{parse_duration_ns, parse_limit, parse_time, parse_time_param, Form};
@@ -17,45 +15,19 @@ use crate::{now_ms, Api};
 /// Prometheus' cap on points per series of a range query.
 const MAX_POINTS: i64 = 11_000;
 
-pub(super) async fn instant(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &body);
+pub(super) async fn instant(state: ApiState, form: Form) -> Response {
     respond(instant_query(&state.0, &form).await)
 }
 
-pub(super) async fn range(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &body);
+pub(super) async fn range(state: ApiState, form: Form) -> Response {
     respond(range_query(&state.0, &form).await)
 }
 
-pub(super) async fn exemplars(
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &body);
+pub(super) async fn exemplars(form: Form) -> Response {
     respond(query_exemplars(&form))
 }
 
-pub(super) async fn format_query(
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &body);
+pub(super) async fn format_query(form: Form) -> Response {
     respond(format(&form))
 }
 

@@ -3,13 +3,12 @@
 
 use std::fmt::Write as _;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 
-use super::{form_of, respond, ApiState};
+use super::{respond, ApiState};
 use crate::error::{Error, Result};
 use crate::json::write_str;
+use crate::params::Form;
 use crate::response::Success;
 use crate::timefmt::format_rfc3339_ms;
 use crate::{now_ms, system_time_ms, Api};
@@ -108,13 +107,7 @@ fn runtime_info_json(api: &Api) -> String {
     out
 }
 
-pub(super) async fn metadata(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &Bytes::new());
+pub(super) async fn metadata(state: ApiState, form: Form) -> Response {
     respond(
         metadata_impl(&form).map(|empty| match state.0.targets_source() {
             Some(t) => {
@@ -140,13 +133,7 @@ fn metadata_impl(form: &crate::params::Form) -> Result<Success> {
     Ok(Success::new("{}".into()))
 }
 
-pub(super) async fn targets(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &Bytes::new());
+pub(super) async fn targets(state: ApiState, form: Form) -> Response {
     let data = match state.0.targets_source() {
         Some(t) => t.targets_json(form.value("state"), form.value("scrapePool")),
         None => r#"{"activeTargets":[],"droppedTargets":[],"droppedTargetCounts":{}}"#.into(),
@@ -154,13 +141,7 @@ pub(super) async fn targets(
     respond(Ok(Success::new(data)))
 }
 
-pub(super) async fn targets_metadata(
-    state: ApiState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let form = form_of(&method, &uri, &headers, &Bytes::new());
+pub(super) async fn targets_metadata(state: ApiState, form: Form) -> Response {
     let limit = match form.value("limit") {
         "" => 0,
         l => match l.parse::<i64>() {
