@@ -15,7 +15,6 @@ use crate::{now_ms, system_time_ms, Api};
 
 pub(super) async fn buildinfo(state: ApiState) -> Response {
     let b = &state.0.info.build;
-    let mut out = String::from("{");
     let fields = [
         ("version", &b.version),
         ("revision", &b.revision),
@@ -24,7 +23,15 @@ pub(super) async fn buildinfo(state: ApiState) -> Response {
         ("buildDate", &b.build_date),
         ("goVersion", &b.go_version),
     ];
-    for (i, (k, v)) in fields.iter().enumerate() {
+    respond(Ok(Success::new(string_object(
+        fields.iter().map(|(k, v)| (*k, v.as_str())),
+    ))))
+}
+
+/// A JSON object of string members, in the given order.
+fn string_object<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in pairs.enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -33,21 +40,17 @@ pub(super) async fn buildinfo(state: ApiState) -> Response {
         write_str(&mut out, v, true);
     }
     out.push('}');
-    respond(Ok(Success::new(out)))
+    out
 }
 
 pub(super) async fn flags(state: ApiState) -> Response {
-    let mut out = String::from("{");
-    for (i, (k, v)) in state.0.info.flags.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        write_str(&mut out, k, true);
-        out.push(':');
-        write_str(&mut out, v, true);
-    }
-    out.push('}');
-    respond(Ok(Success::new(out)))
+    let pairs = state
+        .0
+        .info
+        .flags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    respond(Ok(Success::new(string_object(pairs))))
 }
 
 pub(super) async fn config(state: ApiState) -> Response {

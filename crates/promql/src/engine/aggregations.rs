@@ -191,49 +191,8 @@ impl Evaluator<'_> {
                     }
                 }
             }
-            "avg" => {
-                let mut acc = vec![Mean::default(); ng * n];
-                let mut seen = vec![false; ng * n];
-                for (si, s) in v.iter().enumerate() {
-                    let gi = g.of[si];
-                    for i in 0..n {
-                        let x = s.vals[i];
-                        if !is_absent(x) {
-                            acc[gi * n + i].add(x);
-                            seen[gi * n + i] = true;
-                        }
-                    }
-                }
-                for (gi, s) in out.iter_mut().enumerate() {
-                    for i in 0..n {
-                        if seen[gi * n + i] {
-                            s.vals[i] = acc[gi * n + i].value();
-                        }
-                    }
-                }
-            }
-            "stddev" | "stdvar" => {
-                let mut acc = vec![Variance::default(); ng * n];
-                let mut seen = vec![false; ng * n];
-                for (si, s) in v.iter().enumerate() {
-                    let gi = g.of[si];
-                    for i in 0..n {
-                        let x = s.vals[i];
-                        if !is_absent(x) {
-                            acc[gi * n + i].add(x);
-                            seen[gi * n + i] = true;
-                        }
-                    }
-                }
-                for (gi, s) in out.iter_mut().enumerate() {
-                    for i in 0..n {
-                        if seen[gi * n + i] {
-                            let var = acc[gi * n + i].variance();
-                            s.vals[i] = if op == "stddev" { var.sqrt() } else { var };
-                        }
-                    }
-                }
-            }
+            "avg" => accumulate::<Mean>(&v, &g.of, &mut out, ng, n, &op),
+            "stddev" | "stdvar" => accumulate::<Variance>(&v, &g.of, &mut out, ng, n, &op),
             "quantile" => {
                 let q = fparam.unwrap_or_default();
                 let mut buf = Vec::new();
@@ -454,4 +413,63 @@ impl Evaluator<'_> {
 /// Where a series falls in `[0, 1)` for `limit_ratio` sampling.
 fn ratio_offset(l: &Labels) -> f64 {
     l.stable_hash() as f64 / u64::MAX as f64
+}
+
+/// A per-group, per-step running aggregate.
+trait Accumulator: Copy + Default {
+    fn push(&mut self, v: f64);
+    fn result(&self, op: &str) -> f64;
+}
+
+impl Accumulator for Mean {
+    fn push(&mut self, v: f64) {
+        self.add(v);
+    }
+    fn result(&self, _: &str) -> f64 {
+        self.value()
+    }
+}
+
+impl Accumulator for Variance {
+    fn push(&mut self, v: f64) {
+        self.add(v);
+    }
+    fn result(&self, op: &str) -> f64 {
+        let var = self.variance();
+        if op == "stddev" {
+            var.sqrt()
+        } else {
+            var
+        }
+    }
+}
+
+/// Folds every series' present values into its group's accumulator, step by step,
+/// and writes the results where a group saw any value.
+fn accumulate<A: Accumulator>(
+    v: &[StepSeries],
+    of: &[usize],
+    out: &mut [StepSeries],
+    ng: usize,
+    n: usize,
+    op: &str,
+) {
+    let mut acc = vec![A::default(); ng * n];
+    let mut seen = vec![false; ng * n];
+    for (si, s) in v.iter().enumerate() {
+        let gi = of[si];
+        for (i, &x) in s.vals.iter().enumerate().take(n) {
+            if !is_absent(x) {
+                acc[gi * n + i].push(x);
+                seen[gi * n + i] = true;
+            }
+        }
+    }
+    for (gi, s) in out.iter_mut().enumerate() {
+        for i in 0..n {
+            if seen[gi * n + i] {
+                s.vals[i] = acc[gi * n + i].result(op);
+            }
+        }
+    }
 }
