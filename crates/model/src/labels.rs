@@ -144,24 +144,53 @@ impl Labels {
         compare_slices(&self.0, &other.0)
     }
 
-    /// A stable 64-bit hash of the label set (FNV-1a over names and values with
-    /// separators); equal sets hash equal across processes and versions.
+    /// A stable 64-bit hash of the label set, equal to Prometheus' `Labels.Hash()`
+    /// (xxHash64 over the `stringlabels` encoding: for each label, the uvarint
+    /// length and bytes of the name, then of the value). Equal sets hash equal
+    /// across processes and versions, and `limit_ratio` picks the series that
+    /// Prometheus picks.
     pub fn stable_hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf29ce484222325;
+        let mut stack = [0u8; 512];
+        let need: usize = self
+            .0
+            .iter()
+            .map(|l| l.name.len() + l.value.len() + 20)
+            .sum();
+        if need <= stack.len() {
+            let mut n = 0;
+            for l in self.0.iter() {
+                for part in [l.name.as_bytes(), l.value.as_bytes()] {
+                    n = put_uvarint(&mut stack, n, part.len());
+                    stack[n..n + part.len()].copy_from_slice(part);
+                    n += part.len();
+                }
+            }
+            return xxhash_rust::xxh64::xxh64(&stack[..n], 0);
+        }
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        let mut len = [0u8; 10];
         for l in self.0.iter() {
-            for b in l
-                .name
-                .bytes()
-                .chain([0xff])
-                .chain(l.value.bytes())
-                .chain([0xff])
-            {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x100000001b3);
+            for part in [l.name.as_bytes(), l.value.as_bytes()] {
+                let n = put_uvarint(&mut len, 0, part.len());
+                h.update(&len[..n]);
+                h.update(part);
             }
         }
-        h
+        h.digest()
     }
+}
+
+/// Writes `v` as a uvarint at `buf[at..]` (which must have 10 bytes of room) and
+/// returns the index after it.
+fn put_uvarint(buf: &mut [u8], mut at: usize, v: usize) -> usize {
+    let mut v = v as u64;
+    while v >= 0x80 {
+        buf[at] = (v as u8) | 0x80;
+        v >>= 7;
+        at += 1;
+    }
+    buf[at] = v as u8;
+    at + 1
 }
 
 /// Compares label slices pair by pair; a prefix sorts first.
@@ -281,6 +310,21 @@ macro_rules! labels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_hash_is_xxhash_of_the_stringlabels_encoding() {
+        let l = labels! {"__name__" => "up", "job" => "node"};
+        let enc = b"\x08__name__\x02up\x03job\x04node";
+        assert_eq!(l.stable_hash(), xxhash_rust::xxh64::xxh64(enc, 0));
+        // Long sets take the streaming path and hash the same bytes.
+        let long = "v".repeat(300);
+        let big = Labels::from_pairs([("a", long.as_str()), ("b", long.as_str())]);
+        let mut enc = vec![1, b'a', 0xac, 0x02];
+        enc.extend_from_slice(long.as_bytes());
+        enc.extend_from_slice(&[1, b'b', 0xac, 0x02]);
+        enc.extend_from_slice(long.as_bytes());
+        assert_eq!(big.stable_hash(), xxhash_rust::xxh64::xxh64(&enc, 0));
+    }
 
     #[test]
     fn sorts_dedups_and_drops_empty() {

@@ -88,7 +88,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode_convert", |b| {
         b.iter(|| {
             let req = decode_write_request(&body).expect("valid request");
-            apply_write_request(&sink, &req, &limits).expect("appends")
+            apply_write_request(&sink, req, &limits).expect("appends")
         })
     });
     let dir = tempfile::tempdir().expect("temp dir");
@@ -102,7 +102,7 @@ fn bench(c: &mut Criterion) {
             },
             |body| {
                 let req = decode_write_request(&body).expect("valid request");
-                let st = apply_write_request(&head, &req, &limits).expect("appends");
+                let st = apply_write_request(&head, req, &limits).expect("appends");
                 assert_eq!(st.appended, SERIES as u64);
             },
             BatchSize::SmallInput,

@@ -92,7 +92,7 @@ fn over(limit: usize, n: usize) -> bool {
 /// The reason, when a name is empty or repeated, `__name__` is missing or empty,
 /// or a limit is exceeded.
 pub(crate) fn labels_from_proto(
-    labels: &[prompb::Label],
+    labels: &mut [prompb::Label],
     limits: &LabelLimits,
 ) -> Result<Labels, String> {
     if over(limits.max_labels, labels.len()) {
@@ -102,9 +102,10 @@ pub(crate) fn labels_from_proto(
             limits.max_labels
         ));
     }
-    let mut v: Vec<Label> = Vec::with_capacity(labels.len());
+    // Validate first, so that a rejected series keeps its labels for the message.
     let mut sorted = true;
-    for l in labels {
+    let mut prev: Option<&str> = None;
+    for l in labels.iter() {
         if l.name.is_empty() {
             return Err("empty label name".into());
         }
@@ -123,20 +124,41 @@ pub(crate) fn labels_from_proto(
                 limits.max_value_bytes
             ));
         }
-        if let Some(last) = v.last() {
-            sorted &= last.name < l.name;
+        if let Some(p) = prev {
+            sorted &= p < l.name.as_str();
         }
-        v.push(Label::new(l.name.as_str(), l.value.as_str()));
+        prev = Some(l.name.as_str());
     }
-    if !sorted {
+    let has_name = labels
+        .iter()
+        .any(|l| l.name == strata_model::METRIC_NAME && !l.value.is_empty());
+    if sorted && !has_name {
+        return Err("missing or empty metric name (__name__)".into());
+    }
+    let mut v: Vec<Label>;
+    if sorted {
+        // The common case (senders sort labels): move the decoded strings.
+        v = labels
+            .iter_mut()
+            .filter(|l| !l.value.is_empty())
+            .map(|l| Label {
+                name: std::mem::take(&mut l.name),
+                value: std::mem::take(&mut l.value),
+            })
+            .collect();
+    } else {
+        v = labels
+            .iter()
+            .map(|l| Label::new(l.name.as_str(), l.value.as_str()))
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(w) = v.windows(2).find(|w| w[0].name == w[1].name) {
             return Err(format!("duplicate label name {:?}", w[0].name));
         }
-    }
-    v.retain(|l| !l.value.is_empty());
-    if !v.iter().any(|l| l.name == strata_model::METRIC_NAME) {
-        return Err("missing or empty metric name (__name__)".into());
+        v.retain(|l| !l.value.is_empty());
+        if !has_name {
+            return Err("missing or empty metric name (__name__)".into());
+        }
     }
     Ok(Labels::from_sorted(v))
 }
@@ -271,23 +293,24 @@ mod tests {
     #[test]
     fn labels_are_sorted_and_validated() {
         let lim = LabelLimits::default();
-        let l = labels_from_proto(&pl(&[("b", "2"), ("__name__", "m"), ("a", "")]), &lim).unwrap();
+        let l =
+            labels_from_proto(&mut pl(&[("b", "2"), ("__name__", "m"), ("a", "")]), &lim).unwrap();
         assert_eq!(l, Labels::from_pairs([("__name__", "m"), ("b", "2")]));
-        let e = labels_from_proto(&pl(&[("__name__", "m"), ("b", "1"), ("b", "2")]), &lim);
+        let e = labels_from_proto(&mut pl(&[("__name__", "m"), ("b", "1"), ("b", "2")]), &lim);
         assert!(e.unwrap_err().contains("duplicate label name \"b\""));
-        let e = labels_from_proto(&pl(&[("b", "1"), ("__name__", "m"), ("b", "2")]), &lim);
+        let e = labels_from_proto(&mut pl(&[("b", "1"), ("__name__", "m"), ("b", "2")]), &lim);
         assert!(e.unwrap_err().contains("duplicate"));
-        let e = labels_from_proto(&pl(&[("", "x"), ("__name__", "m")]), &lim);
+        let e = labels_from_proto(&mut pl(&[("", "x"), ("__name__", "m")]), &lim);
         assert_eq!(e.unwrap_err(), "empty label name");
-        let e = labels_from_proto(&pl(&[("a", "x")]), &lim);
+        let e = labels_from_proto(&mut pl(&[("a", "x")]), &lim);
         assert!(e.unwrap_err().contains("metric name"));
-        let e = labels_from_proto(&pl(&[("__name__", "")]), &lim);
+        let e = labels_from_proto(&mut pl(&[("__name__", "")]), &lim);
         assert!(e.unwrap_err().contains("metric name"));
         let small = LabelLimits {
             max_labels: 1,
             ..LabelLimits::default()
         };
-        let e = labels_from_proto(&pl(&[("__name__", "m"), ("a", "1")]), &small);
+        let e = labels_from_proto(&mut pl(&[("__name__", "m"), ("a", "1")]), &small);
         assert!(e.unwrap_err().contains("exceed the limit"));
     }
 

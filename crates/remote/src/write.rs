@@ -161,16 +161,16 @@ impl WriteStats {
 /// [`Error::Storage`] when the storage fails (the appender is rolled back).
 pub fn apply_write_request(
     appendable: &dyn Appendable,
-    req: &WriteRequest,
+    req: WriteRequest,
     limits: &LabelLimits,
 ) -> Result<WriteStats> {
     let mut st = WriteStats::default();
     let mut app = appendable.appender();
-    for ts in &req.timeseries {
+    for mut ts in req.timeseries {
         st.series += 1;
         st.samples += ts.samples.len() as u64;
         st.exemplars += ts.exemplars.len() as u64;
-        let labels = match labels_from_proto(&ts.labels, limits) {
+        let labels = match labels_from_proto(&mut ts.labels, limits) {
             Ok(l) => l,
             Err(reason) => {
                 st.invalid_series += 1;
@@ -400,7 +400,7 @@ async fn write(state: &Arc<WriteState>, headers: &HeaderMap, body: Body) -> Resu
     let st = Arc::clone(state);
     let stats = tokio::task::spawn_blocking(move || {
         let req = decode_write_request_with_limit(&body, st.opts.max_decoded_bytes)?;
-        apply_write_request(st.appendable.as_ref(), &req, &st.opts.label_limits)
+        apply_write_request(st.appendable.as_ref(), req, &st.opts.label_limits)
     })
     .await
     .map_err(|e| Error::Internal(format!("write task failed: {e}")))??;

@@ -60,27 +60,31 @@ impl HeadAppender {
         if self.staged.is_empty() {
             return Ok(report);
         }
-        // One commit at a time: the WAL lock orders commits as the WAL does.
-        let mut wal = head.lock_wal();
-        let min_valid = head.inner.min_valid_time.load(Ordering::Relaxed);
-
-        // Resolve series, creating missing ones.
-        let mut refs = Vec::with_capacity(self.staged.len());
-        let mut new_series = Vec::new();
-        {
-            let idx = head.read_index();
+        // Resolve series without the WAL lock, so that concurrent commits look up
+        // their series in parallel; only WAL writing and applying are serialised.
+        let mut attempts = 0;
+        let (mut wal, idx, refs) = loop {
+            attempts += 1;
+            let mut refs = Vec::with_capacity(self.staged.len());
             let mut missing = Vec::new();
-            for (i, (l, _, _)) in self.staged.iter().enumerate() {
-                match idx.lookup(l) {
-                    Some(r) => refs.push(r),
-                    None => {
-                        refs.push(0);
-                        missing.push(i);
+            {
+                let idx = head.read_index();
+                for (i, (l, _, _)) in self.staged.iter().enumerate() {
+                    match idx.lookup(l) {
+                        Some(r) => refs.push(r),
+                        None => {
+                            refs.push(0);
+                            missing.push(i);
+                        }
                     }
                 }
             }
-            drop(idx);
+            // One commit at a time from here: the WAL lock orders commits as the WAL
+            // does. New series are created and logged under it, so a commit that
+            // finds them in the index writes its samples after their record.
+            let mut wal = head.lock_wal();
             if !missing.is_empty() {
+                let mut new_series = Vec::new();
                 let mut idx = head.write_index();
                 for i in missing {
                     let l = &self.staged[i].0;
@@ -98,9 +102,23 @@ impl HeadAppender {
                     };
                     refs[i] = r;
                 }
+                drop(idx);
+                report.new_series += new_series.len() as u64;
+                if let (Some(w), false) = (wal.as_mut(), new_series.is_empty()) {
+                    w.log(&encode_series(&new_series))
+                        .map_err(|e| AppendError::Storage(e.to_string()))?;
+                }
             }
-        }
-        report.new_series = new_series.len() as u64;
+            let idx = head.read_index();
+            // A truncation between lookup and lock may have dropped a series that had
+            // no data left: look up again (it is re-created). Bounded: truncations
+            // are rare and each retry sees the new index.
+            if attempts < 8 && refs.iter().any(|r| !idx.series.contains_key(r)) {
+                continue;
+            }
+            break (wal, idx, refs);
+        };
+        let min_valid = head.inner.min_valid_time.load(Ordering::Relaxed);
 
         // Validate against each series' last sample (and earlier staged ones).
         let idx = head.read_index();
@@ -146,9 +164,6 @@ impl HeadAppender {
         // Durability first: series, then samples, written to the file.
         if let Some(w) = wal.as_mut() {
             let io = |e: crate::Error| AppendError::Storage(e.to_string());
-            if !new_series.is_empty() {
-                w.log(&encode_series(&new_series)).map_err(io)?;
-            }
             if !accepted.is_empty() {
                 w.log(&encode_samples(&accepted)).map_err(io)?;
             }

@@ -86,8 +86,24 @@ pub(crate) type U64Build = std::hash::BuildHasherDefault<U64Hasher>;
 pub(crate) struct Index {
     pub(crate) series: HashMap<u64, Arc<Mutex<MemSeries>>, U64Build>,
     /// Label hash → (ref, labels): lookups compare labels without locking series.
-    pub(crate) by_hash: HashMap<u64, Vec<(u64, Labels)>, U64Build>,
+    pub(crate) by_hash: HashMap<u64, HashRefs, U64Build>,
     pub(crate) postings: BTreeMap<String, BTreeMap<String, Vec<u64>>>,
+}
+
+/// The series of one label hash: almost always one, kept inline.
+#[derive(Debug)]
+pub(crate) enum HashRefs {
+    One(u64, Labels),
+    Many(Vec<(u64, Labels)>),
+}
+
+impl HashRefs {
+    fn find(&self, l: &Labels) -> Option<u64> {
+        match self {
+            HashRefs::One(r, ls) => (ls == l).then_some(*r),
+            HashRefs::Many(v) => v.iter().find(|(_, ls)| ls == l).map(|(r, _)| *r),
+        }
+    }
 }
 
 impl Index {
@@ -96,15 +112,25 @@ impl Index {
     }
 
     pub(crate) fn lookup_hashed(&self, l: &Labels, hash: u64) -> Option<u64> {
-        let refs = self.by_hash.get(&hash)?;
-        refs.iter().find(|(_, ls)| ls == l).map(|(r, _)| *r)
+        self.by_hash.get(&hash)?.find(l)
     }
 
     pub(crate) fn insert(&mut self, r: u64, labels: Labels, chunk_range: i64) {
-        self.by_hash
-            .entry(labels.stable_hash())
-            .or_default()
-            .push((r, labels.clone()));
+        match self.by_hash.entry(labels.stable_hash()) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(HashRefs::One(r, labels.clone()));
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let v = e.get_mut();
+                let prev = std::mem::replace(v, HashRefs::Many(Vec::new()));
+                let mut all = match prev {
+                    HashRefs::One(pr, pl) => vec![(pr, pl)],
+                    HashRefs::Many(all) => all,
+                };
+                all.push((r, labels.clone()));
+                *v = HashRefs::Many(all);
+            }
+        }
         for l in &labels {
             let v = self
                 .postings
@@ -139,11 +165,17 @@ impl Index {
             Ok(g) => g.labels.clone(),
             Err(p) => p.into_inner().labels.clone(),
         };
-        if let Some(v) = self.by_hash.get_mut(&labels.stable_hash()) {
-            v.retain(|x| x.0 != r);
-            if v.is_empty() {
-                self.by_hash.remove(&labels.stable_hash());
+        let hash = labels.stable_hash();
+        let empty = match self.by_hash.get_mut(&hash) {
+            Some(HashRefs::One(pr, _)) => *pr == r,
+            Some(HashRefs::Many(v)) => {
+                v.retain(|x| x.0 != r);
+                v.is_empty()
             }
+            None => false,
+        };
+        if empty {
+            self.by_hash.remove(&hash);
         }
         for l in &labels {
             if let Some(vals) = self.postings.get_mut(&l.name) {
