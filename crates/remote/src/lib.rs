@@ -13,6 +13,8 @@
 //!   answering SAMPLES or STREAMED_XOR_CHUNKS.
 //! - [`prompb`]: the protobuf messages, hand-written prost structs with the spec's
 //!   field numbers; [`chunked`]: the streamed-response framing and a frame reader.
+//! - [`ReadClient`]: the other side, a [`strata_storage::Queryable`] over a
+//!   Prometheus' `/api/v1/read` (streamed chunks) and label APIs, for the sidecar.
 //! - [`decode_write_request`]: the body decoder on its own, for fuzzing.
 //!
 //! Every decoder is bounded (32 MiB compressed and decoded by default) and never
@@ -21,6 +23,7 @@
 mod codec;
 mod error;
 mod read;
+mod read_client;
 mod write;
 
 pub mod chunked;
@@ -32,6 +35,7 @@ pub use codec::{
 };
 pub use error::{Error, Result};
 pub use read::{decode_read_request, negotiate_response_type, read_router, ReadOptions};
+pub use read_client::{ReadClient, ReadClientError, ReadClientOptions};
 pub use write::{
     apply_write_request, check_write_headers, decode_write_request,
     decode_write_request_with_limit, write_router, WriteOptions, WriteStats, PROTO_MSG_V1,

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 pub mod server;
+pub mod sidecar;
 pub mod tools;
 
 use clap::Subcommand;
@@ -10,6 +11,9 @@ use clap::Subcommand;
 pub enum Command {
     /// A Prometheus-compatible server over a directory of TSDB blocks.
     Server(server::Config),
+    /// Runs beside a Prometheus: ships its blocks to object storage and serves its
+    /// data over the StoreAPI (like `thanos sidecar`).
+    Sidecar(sidecar::Config),
     /// Tools for TSDB blocks (like `promtool tsdb`) and benchmarks.
     Tools(tools::Config),
 }
@@ -18,6 +22,7 @@ pub enum Command {
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Server(c) => server::run(c).await,
+        Command::Sidecar(c) => sidecar::run(c).await,
         Command::Tools(c) => tools::run(c).await,
     }
 }
