@@ -20,7 +20,9 @@ use tracing::{debug, warn};
 use ulid::Ulid;
 
 use crate::cache::{CacheKey, IndexCache};
-use crate::decode::{chunk_record_len, decode_chunk, decode_series, postings_refs, series_entry_len};
+use crate::decode::{
+    chunk_record_len, decode_chunk, decode_series, postings_refs, series_entry_len,
+};
 use crate::error::{Error, Result};
 use crate::indexheader::{self, IndexHeader};
 use crate::metrics::{self, Metrics};
@@ -73,7 +75,12 @@ pub(crate) struct BucketBlock {
 impl BucketBlock {
     /// A block whose index-header is (to be) at `<dir>/index-header`.
     pub(crate) fn new(meta: Meta, dir: PathBuf, ctx: Arc<Ctx>) -> Self {
-        let ext = Labels::from_pairs(meta.thanos.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let ext = Labels::from_pairs(
+            meta.thanos
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         Self {
             id: meta.block.ulid,
             meta,
@@ -179,11 +186,20 @@ impl BucketBlock {
 
     /// Reads the `[start, end)` ranges of object `key`, coalescing nearby ones;
     /// each result may be shorter than asked when the object ends first.
-    async fn read_ranges(&self, key: &str, data_type: &str, ranges: &[(u64, u64)]) -> Result<Vec<Bytes>> {
+    async fn read_ranges(
+        &self,
+        key: &str,
+        data_type: &str,
+        ranges: &[(u64, u64)],
+    ) -> Result<Vec<Bytes>> {
         let parts = partition(ranges, self.ctx.max_gap);
         let bucket = &self.ctx.bucket;
         let id = self.id;
-        let spans: Vec<(usize, u64, u64)> = parts.iter().enumerate().map(|(i, p)| (i, p.start, p.end)).collect();
+        let spans: Vec<(usize, u64, u64)> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.start, p.end))
+            .collect();
         let fetched: Vec<(usize, Bytes)> = futures::stream::iter(spans)
             .map(|(i, start, end)| async move {
                 let b = bucket
@@ -207,13 +223,19 @@ impl BucketBlock {
                 out[m] = b.slice(lo..hi);
             }
         }
-        self.ctx.metrics.fetched(data_type, total, ranges.len() as u64);
+        self.ctx
+            .metrics
+            .fetched(data_type, total, ranges.len() as u64);
         Ok(out)
     }
 
     /// Postings (raw refs) of the given (entry, label name) pairs, from the cache
     /// or the bucket.
-    async fn fetch_postings(&self, h: &IndexHeader, want: &[(usize, String)]) -> Result<HashMap<usize, Bytes>> {
+    async fn fetch_postings(
+        &self,
+        h: &IndexHeader,
+        want: &[(usize, String)],
+    ) -> Result<HashMap<usize, Bytes>> {
         let keys: Vec<CacheKey> = want
             .iter()
             .map(|(i, name)| CacheKey::Postings {
@@ -237,7 +259,9 @@ impl BucketBlock {
             return Ok(out);
         }
         let ranges: Vec<(u64, u64)> = miss.iter().map(|(i, _)| h.postings_range(*i)).collect();
-        let got = self.read_ranges(&format!("{}/index", self.id), metrics::POSTINGS, &ranges).await?;
+        let got = self
+            .read_ranges(&format!("{}/index", self.id), metrics::POSTINGS, &ranges)
+            .await?;
         for (((i, k), b), (start, _)) in miss.into_iter().zip(got).zip(ranges) {
             let refs = postings_refs(&b).map_err(|m| Error::corrupt(self.id, "index", start, m))?;
             let refs = Bytes::copy_from_slice(&refs);
@@ -250,7 +274,11 @@ impl BucketBlock {
     /// Series refs matching all `matchers` (Prometheus `PostingsForMatchers`
     /// semantics: a matcher accepting the empty value also selects series
     /// without the label).
-    pub(crate) async fn postings_for(&self, h: &IndexHeader, matchers: &[Matcher]) -> Result<Vec<u32>> {
+    pub(crate) async fn postings_for(
+        &self,
+        h: &IndexHeader,
+        matchers: &[Matcher],
+    ) -> Result<Vec<u32>> {
         let mut groups: Vec<(bool, Vec<usize>)> = Vec::new();
         let mut want: Vec<(usize, String)> = Vec::new();
         for m in matchers {
@@ -292,7 +320,11 @@ impl BucketBlock {
                     .collect(),
             )
         };
-        let its: Vec<BoxPostings<'_>> = groups.iter().filter(|g| !g.0).map(|g| union(&g.1)).collect();
+        let its: Vec<BoxPostings<'_>> = groups
+            .iter()
+            .filter(|g| !g.0)
+            .map(|g| union(&g.1))
+            .collect();
         let mut it = postings::intersect(its);
         for g in groups.iter().filter(|g| g.0) {
             it = postings::without(it, union(&g.1));
@@ -355,7 +387,8 @@ impl BucketBlock {
         let key = format!("{}/index", self.id);
         let got = self.read_ranges(&key, metrics::SERIES, &ranges).await?;
         for ((&i, b), (s, _)) in miss.iter().zip(got).zip(ranges) {
-            let corrupt = |m: String| Error::corrupt(self.id, "index", s, format!("series {}: {m}", refs[i]));
+            let corrupt =
+                |m: String| Error::corrupt(self.id, "index", s, format!("series {}: {m}", refs[i]));
             let need = series_entry_len(&b).map_err(|e| corrupt(e.to_string()))?;
             let entry = if need <= b.len() {
                 Bytes::copy_from_slice(&b[..need])
@@ -369,7 +402,9 @@ impl BucketBlock {
                     .map_err(|e| Error::bucket(self.id, "refetch series", e))?;
                 self.ctx.metrics.fetched(metrics::SERIES, b.len() as u64, 0);
                 if b.len() < need {
-                    return Err(corrupt(format!("entry of {need} bytes runs past the end of the series section")));
+                    return Err(corrupt(format!(
+                        "entry of {need} bytes runs past the end of the series section"
+                    )));
                 }
                 b
             };
@@ -382,7 +417,12 @@ impl BucketBlock {
     /// Series matching `matchers` (external-label matchers already removed) with
     /// chunks overlapping `[mint, maxt]`, sorted by labels (external labels
     /// added), and warnings (e.g. chunks outside the range meta.json claims).
-    pub(crate) async fn select_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<(Vec<Selected>, Vec<String>)> {
+    pub(crate) async fn select_series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<(Vec<Selected>, Vec<String>)> {
         let h = self.header().await?;
         let refs = self.postings_for(&h, matchers).await?;
         let entries = self.fetch_series(&h, &refs).await?;
@@ -390,8 +430,14 @@ impl BucketBlock {
         let mut out = Vec::with_capacity(refs.len());
         let mut outside = 0usize;
         for (r, b) in refs.iter().zip(entries) {
-            let s = decode_series(&b, |i| h.symbol(i))
-                .map_err(|m| Error::corrupt(self.id, "index", u64::from(*r) * 16, format!("series {r}: {m}")))?;
+            let s = decode_series(&b, |i| h.symbol(i)).map_err(|m| {
+                Error::corrupt(
+                    self.id,
+                    "index",
+                    u64::from(*r) * 16,
+                    format!("series {r}: {m}"),
+                )
+            })?;
             let mut chunks = s.chunks;
             chunks.retain(|c| {
                 if c.min_time < bmin || c.max_time >= bmax {
@@ -465,7 +511,14 @@ impl BucketBlock {
             let key = self.segment_key(seg);
             let got = self.read_ranges(&key, metrics::CHUNKS, &ranges).await?;
             for ((&i, b), (s, _)) in idx.iter().zip(got).zip(ranges) {
-                let corrupt = |m: String| Error::corrupt(self.id, key.trim_start_matches(&format!("{}/", self.id)), s, m);
+                let corrupt = |m: String| {
+                    Error::corrupt(
+                        self.id,
+                        key.trim_start_matches(&format!("{}/", self.id)),
+                        s,
+                        m,
+                    )
+                };
                 let need = chunk_record_len(&b).map_err(|e| corrupt(format!("chunk: {e}")))?;
                 let rec = if need <= b.len() {
                     b
@@ -485,7 +538,16 @@ impl BucketBlock {
         }
         out.into_iter()
             .zip(refs)
-            .map(|(c, r)| c.ok_or_else(|| Error::corrupt(self.id, "chunks", r & 0xffff_ffff, format!("chunk {r} was not read"))))
+            .map(|(c, r)| {
+                c.ok_or_else(|| {
+                    Error::corrupt(
+                        self.id,
+                        "chunks",
+                        r & 0xffff_ffff,
+                        format!("chunk {r} was not read"),
+                    )
+                })
+            })
             .collect()
     }
 }

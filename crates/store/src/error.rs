@@ -16,11 +16,11 @@ pub enum Error {
         /// What was being done.
         what: String,
         /// The bucket's error.
-        source: strata_objstore::Error,
+        source: Box<strata_objstore::Error>,
     },
     /// Listing the bucket or reading a block's meta failed.
     #[error(transparent)]
-    Block(#[from] strata_block::Error),
+    Block(Box<strata_block::Error>),
     /// Data read from the bucket or the index-header is malformed.
     #[error("block {block}: {object}: corrupt at offset {offset}: {msg}")]
     Corrupt {
@@ -76,12 +76,22 @@ impl Error {
         }
     }
 
-    pub(crate) fn bucket(block: Ulid, what: impl Into<String>, source: strata_objstore::Error) -> Self {
+    pub(crate) fn bucket(
+        block: Ulid,
+        what: impl Into<String>,
+        source: strata_objstore::Error,
+    ) -> Self {
         Error::Bucket {
             block,
             what: what.into(),
-            source,
+            source: Box::new(source),
         }
+    }
+}
+
+impl From<strata_block::Error> for Error {
+    fn from(e: strata_block::Error) -> Self {
+        Error::Block(Box::new(e))
     }
 }
 

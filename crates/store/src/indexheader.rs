@@ -226,9 +226,8 @@ impl IndexHeader {
     }
 
     pub(crate) fn parse(id: Ulid, buf: Vec<u8>) -> Result<Self> {
-        let corrupt = |off: usize, msg: String| {
-            Error::corrupt(id, INDEX_HEADER_FILENAME, off as u64, msg)
-        };
+        let corrupt =
+            |off: usize, msg: String| Error::corrupt(id, INDEX_HEADER_FILENAME, off as u64, msg);
         if buf.len() < HEADER_LEN + TOC_LEN + INDEX_TOC_LEN {
             return Err(corrupt(0, format!("file too short ({} bytes)", buf.len())));
         }
@@ -246,7 +245,10 @@ impl IndexHeader {
         let toc_start = buf.len() - TOC_LEN;
         let tb = &buf[toc_start..];
         if crc32(&tb[..16]) != u32::from_be_bytes([tb[16], tb[17], tb[18], tb[19]]) {
-            return Err(corrupt(toc_start, "table of contents checksum mismatch".into()));
+            return Err(corrupt(
+                toc_start,
+                "table of contents checksum mismatch".into(),
+            ));
         }
         let mut d = Dec::new(&tb[..16]);
         let sym_off = d.be64().unwrap_or(0) as usize;
@@ -290,7 +292,10 @@ impl IndexHeader {
                 corrupt(pos, format!("postings offset table entry {i}: {e}"))
             };
             if d.uvarint().map_err(err)? != 2 {
-                return Err(corrupt(pos, format!("postings offset table entry {i}: key count is not 2")));
+                return Err(corrupt(
+                    pos,
+                    format!("postings offset table entry {i}: key count is not 2"),
+                ));
             }
             let name = d.uvarint_str().map_err(err)?;
             let value = d.uvarint_str().map_err(err)?;
@@ -298,11 +303,17 @@ impl IndexHeader {
             let list_off = d.uvarint().map_err(err)?;
             if let Some(p) = entries.last() {
                 if list_off <= p.list_off {
-                    return Err(corrupt(pos, "postings lists are not in ascending order".into()));
+                    return Err(corrupt(
+                        pos,
+                        "postings lists are not in ascending order".into(),
+                    ));
                 }
             }
             if list_off >= postings_table_off {
-                return Err(corrupt(pos, format!("postings list offset {list_off} beyond the postings offset table")));
+                return Err(corrupt(
+                    pos,
+                    format!("postings list offset {list_off} beyond the postings offset table"),
+                ));
             }
             match names.last_mut() {
                 Some(last) if last.name == name => last.entries.end = i + 1,
@@ -346,10 +357,12 @@ impl IndexHeader {
 
     /// The symbol with ordinal `r`.
     pub(crate) fn symbol(&self, r: u32) -> std::result::Result<&str, String> {
-        let pos = *self
-            .symbols
-            .get(r as usize)
-            .ok_or_else(|| format!("symbol reference {r} out of range ({} symbols)", self.symbols.len()))?;
+        let pos = *self.symbols.get(r as usize).ok_or_else(|| {
+            format!(
+                "symbol reference {r} out of range ({} symbols)",
+                self.symbols.len()
+            )
+        })?;
         Dec::new(self.buf.get(pos as usize..).unwrap_or(&[]))
             .uvarint_str()
             .map_err(|e| format!("symbol {r}: {e}"))

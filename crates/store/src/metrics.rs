@@ -65,21 +65,67 @@ impl Metrics {
             total_fetched: Arc::new(AtomicU64::new(0)),
         };
         let r = registry;
-        r.register("thanos_bucket_store_blocks_loaded", "Number of currently loaded blocks.", m.blocks_loaded.clone());
-        r.register("thanos_bucket_store_block_loads", "Total number of remote block loading attempts.", m.block_loads.clone());
-        r.register("thanos_bucket_store_block_load_failures", "Total number of failed remote block loading attempts.", m.block_load_failures.clone());
-        r.register("thanos_bucket_store_block_drops", "Total number of local blocks that were dropped.", m.block_drops.clone());
-        r.register("thanos_bucket_store_indexheader_lazy_load", "Total number of index-header lazy load operations.", m.lazy_loads.clone());
-        r.register("thanos_bucket_store_indexheader_lazy_unload", "Total number of index-header lazy unload operations.", m.lazy_unloads.clone());
-        r.register("thanos_bucket_store_series_blocks_queried", "Number of blocks queried by series requests.", m.series_blocks_queried.clone());
-        r.register("strata_store_bucket_fetched_bytes", "Bytes read from the bucket, by data type.", m.fetched_bytes.clone());
-        r.register("thanos_bucket_store_series_data_fetched", "Number of items of a data type fetched from the bucket.", m.fetched_items.clone());
-        r.register("thanos_bucket_store_queries_dropped", "Number of queries that were dropped due to a limit, by reason.", m.queries_dropped.clone());
+        r.register(
+            "thanos_bucket_store_blocks_loaded",
+            "Number of currently loaded blocks.",
+            m.blocks_loaded.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_block_loads",
+            "Total number of remote block loading attempts.",
+            m.block_loads.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_block_load_failures",
+            "Total number of failed remote block loading attempts.",
+            m.block_load_failures.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_block_drops",
+            "Total number of local blocks that were dropped.",
+            m.block_drops.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_indexheader_lazy_load",
+            "Total number of index-header lazy load operations.",
+            m.lazy_loads.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_indexheader_lazy_unload",
+            "Total number of index-header lazy unload operations.",
+            m.lazy_unloads.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_series_blocks_queried",
+            "Number of blocks queried by series requests.",
+            m.series_blocks_queried.clone(),
+        );
+        r.register(
+            "strata_store_bucket_fetched_bytes",
+            "Bytes read from the bucket, by data type.",
+            m.fetched_bytes.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_series_data_fetched",
+            "Number of items of a data type fetched from the bucket.",
+            m.fetched_items.clone(),
+        );
+        r.register(
+            "thanos_bucket_store_queries_dropped",
+            "Number of queries that were dropped due to a limit, by reason.",
+            m.queries_dropped.clone(),
+        );
         r.register("thanos_bucket_store_series_refetches", "Total number of cases where the series entry was larger than the fetched range and had to be refetched.", m.series_refetches.clone());
         r.register("thanos_bucket_store_chunk_refetches", "Total number of cases where a chunk was larger than the fetched range and had to be refetched.", m.chunk_refetches.clone());
-        r.register("strata_store_warnings", "Warnings returned to queries (unreadable blocks, bad data).", m.warnings.clone());
+        r.register(
+            "strata_store_warnings",
+            "Warnings returned to queries (unreadable blocks, bad data).",
+            m.warnings.clone(),
+        );
         for t in [POSTINGS, SERIES, CHUNKS, INDEX_HEADER] {
-            let l = DataType { data_type: t.to_string() };
+            let l = DataType {
+                data_type: t.to_string(),
+            };
             drop(m.fetched_bytes.get_or_create(&l));
             drop(m.fetched_items.get_or_create(&l));
         }

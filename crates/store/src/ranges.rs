@@ -44,7 +44,10 @@ mod tests {
         let r = [(100, 110), (0, 10), (15, 20), (1000, 1010)];
         let p = partition(&r, 10);
         assert_eq!(p.len(), 3);
-        assert_eq!((p[0].start, p[0].end, p[0].members.clone()), (0, 20, vec![1, 2]));
+        assert_eq!(
+            (p[0].start, p[0].end, p[0].members.clone()),
+            (0, 20, vec![1, 2])
+        );
         assert_eq!((p[1].start, p[1].end), (100, 110));
         assert_eq!((p[2].start, p[2].end), (1000, 1010));
         assert_eq!(partition(&r, 1 << 20).len(), 1);

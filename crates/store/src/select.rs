@@ -11,8 +11,8 @@ use futures::stream::{self, StreamExt};
 use strata_model::{Labels, Matcher};
 use strata_storage::merge::merge_streams;
 use strata_storage::{
-    merge_sorted_strings, ChunkMeta, ChunkSeries, ChunkSeriesStream, Error as StorageError, Frame, LabelRequest,
-    Queryable, SelectRequest, SourceInfo, WithWarnings,
+    merge_sorted_strings, ChunkMeta, ChunkSeries, ChunkSeriesStream, Error as StorageError, Frame,
+    LabelRequest, Queryable, SelectRequest, SourceInfo, WithWarnings,
 };
 use tracing::warn;
 
@@ -97,13 +97,20 @@ impl Limiter<'_> {
 
 /// Streams a block's selected series, fetching chunks `batch` series at a time.
 /// A failure ends the block's stream with a warning naming it.
-fn block_stream(b: Arc<BucketBlock>, series: Vec<Selected>, skip_chunks: bool, batch: usize, metrics: Metrics) -> ChunkSeriesStream {
+fn block_stream(
+    b: Arc<BucketBlock>,
+    series: Vec<Selected>,
+    skip_chunks: bool,
+    batch: usize,
+    metrics: Metrics,
+) -> ChunkSeriesStream {
     if skip_chunks {
-        return stream::iter(
-            series
-                .into_iter()
-                .map(|s| Ok(Frame::Series(ChunkSeries::from_chunks(s.labels, Vec::new())))),
-        )
+        return stream::iter(series.into_iter().map(|s| {
+            Ok(Frame::Series(ChunkSeries::from_chunks(
+                s.labels,
+                Vec::new(),
+            )))
+        }))
         .boxed();
     }
     let st = (b, VecDeque::from(series), false);
@@ -158,8 +165,12 @@ impl BucketStore {
             .filter(|b| match &b.meta {
                 None => true,
                 Some(m) => {
-                    let ext = Labels::from_pairs(m.thanos.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    m.block.min_time <= maxt && mint < m.block.max_time && index_matchers(&ext, matchers).is_some()
+                    let ext = Labels::from_pairs(
+                        m.thanos.labels.iter().map(|(k, v)| (k.clone(), v.clone())),
+                    );
+                    m.block.min_time <= maxt
+                        && mint < m.block.max_time
+                        && index_matchers(&ext, matchers).is_some()
                 }
             })
             .map(|b| format!("block {} not queried: {}", b.id, b.error))
@@ -179,11 +190,16 @@ impl BucketStore {
     async fn label_query(
         &self,
         req: &LabelRequest,
-        per_block: impl Fn(&BucketBlock, Option<&IndexHeader>, Option<&[Selected]>) -> Vec<String> + Sync,
+        per_block: impl Fn(&BucketBlock, Option<&IndexHeader>, Option<&[Selected]>) -> Vec<String>
+            + Sync,
         from_index: bool,
         name: Option<&str>,
     ) -> Result<WithWarnings<Vec<String>>, StorageError> {
-        let _permit = self.sem.acquire().await.map_err(|_| StorageError::Canceled)?;
+        let _permit = self
+            .sem
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Canceled)?;
         let st = self.snapshot();
         let mut warnings = Self::broken_warnings(&st, req.min_time, req.max_time, &req.matchers);
         let blocks = Self::label_blocks(&st, req);
@@ -194,11 +210,18 @@ impl BucketStore {
                     let r: crate::Result<Vec<String>> = async {
                         let ext_only = name.is_some_and(|n| b.ext.get(n).is_some());
                         if ms.is_empty() && (from_index || ext_only) {
-                            let h = if ext_only { None } else { Some(b.header().await?) };
+                            let h = if ext_only {
+                                None
+                            } else {
+                                Some(b.header().await?)
+                            };
                             return Ok(per_block(&b, h.as_deref(), None));
                         }
                         let ms = if ms.is_empty() {
-                            vec![Matcher::new(strata_model::MatchType::Regex, "__name__", ".+").map_err(|e| crate::Error::Config(e.to_string()))?]
+                            vec![
+                                Matcher::new(strata_model::MatchType::Regex, "__name__", ".+")
+                                    .map_err(|e| crate::Error::Config(e.to_string()))?,
+                            ]
                         } else {
                             ms
                         };
@@ -233,7 +256,12 @@ impl BucketStore {
 #[async_trait]
 impl Queryable for BucketStore {
     async fn select(&self, req: &SelectRequest) -> Result<ChunkSeriesStream, StorageError> {
-        let permit = self.sem.clone().acquire_owned().await.map_err(|_| StorageError::Canceled)?;
+        let permit = self
+            .sem
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::Canceled)?;
         let st = self.snapshot();
         let (mint, maxt) = (req.min_time, req.max_time);
         let mut warnings = Self::broken_warnings(&st, mint, maxt, &req.matchers);
@@ -242,14 +270,20 @@ impl Queryable for BucketStore {
             let Some(ms) = index_matchers(&g.labels, &req.matchers) else {
                 continue;
             };
-            let Some(i) = g.resolutions.iter().position(|&r| r <= req.max_resolution_ms.max(0)) else {
+            let Some(i) = g
+                .resolutions
+                .iter()
+                .position(|&r| r <= req.max_resolution_ms.max(0))
+            else {
                 continue;
             };
             let mut bs = Vec::new();
             get_for(g, mint, maxt, i, &mut bs);
             picked.extend(bs.into_iter().map(|b| (b, ms.clone())));
         }
-        self.metrics.series_blocks_queried.inc_by(picked.len() as u64);
+        self.metrics
+            .series_blocks_queried
+            .inc_by(picked.len() as u64);
         let results = stream::iter(picked)
             .map(|(b, ms)| async move {
                 let r = b.select_series(&ms, mint, maxt).await;
@@ -272,7 +306,13 @@ impl Queryable for BucketStore {
                     let chunks: u64 = series.iter().map(|s| s.chunks.len() as u64).sum();
                     limiter.add(series.len() as u64, chunks)?;
                     warnings.extend(w);
-                    streams.push(block_stream(b, series, req.skip_chunks, self.opts.series_batch_size, self.metrics.clone()));
+                    streams.push(block_stream(
+                        b,
+                        series,
+                        req.skip_chunks,
+                        self.opts.series_batch_size,
+                        self.metrics.clone(),
+                    ));
                 }
                 Err(e) => {
                     warn!(block = %b.id, error = %e, "selecting series from block failed; other blocks keep serving");
@@ -291,13 +331,19 @@ impl Queryable for BucketStore {
             .boxed())
     }
 
-    async fn label_names(&self, req: &LabelRequest) -> Result<WithWarnings<Vec<String>>, StorageError> {
+    async fn label_names(
+        &self,
+        req: &LabelRequest,
+    ) -> Result<WithWarnings<Vec<String>>, StorageError> {
         self.label_query(
             req,
             |b, h, series| {
                 let mut names: Vec<String> = match series {
                     None => h.map(IndexHeader::label_names).unwrap_or_default(),
-                    Some(ss) => ss.iter().flat_map(|s| s.labels.iter().map(|l| l.name.clone())).collect(),
+                    Some(ss) => ss
+                        .iter()
+                        .flat_map(|s| s.labels.iter().map(|l| l.name.clone()))
+                        .collect(),
                 };
                 names.extend(b.ext.iter().map(|l| l.name.clone()));
                 names.sort();
@@ -310,19 +356,33 @@ impl Queryable for BucketStore {
         .await
     }
 
-    async fn label_values(&self, name: &str, req: &LabelRequest) -> Result<WithWarnings<Vec<String>>, StorageError> {
+    async fn label_values(
+        &self,
+        name: &str,
+        req: &LabelRequest,
+    ) -> Result<WithWarnings<Vec<String>>, StorageError> {
         self.label_query(
             req,
             |b, h, series| {
                 if let Some(v) = b.ext.get(name) {
                     return match series {
-                        Some(ss) if ss.is_empty() => Vec::new(),
+                        Some([]) => Vec::new(),
                         _ => vec![v.to_string()],
                     };
                 }
                 let mut vals: Vec<String> = match series {
-                    None => h.map(|h| h.label_values(name).into_iter().map(str::to_string).collect()).unwrap_or_default(),
-                    Some(ss) => ss.iter().filter_map(|s| s.labels.get(name).map(str::to_string)).collect(),
+                    None => h
+                        .map(|h| {
+                            h.label_values(name)
+                                .into_iter()
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    Some(ss) => ss
+                        .iter()
+                        .filter_map(|s| s.labels.get(name).map(str::to_string))
+                        .collect(),
                 };
                 vals.sort();
                 vals.dedup();

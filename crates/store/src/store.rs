@@ -154,7 +154,11 @@ impl BucketStore {
 
     /// Blocks that could not be loaded at the last sync, with the reason.
     pub fn failed_blocks(&self) -> Vec<(Ulid, String)> {
-        self.snapshot().broken.iter().map(|b| (b.id, b.error.clone())).collect()
+        self.snapshot()
+            .broken
+            .iter()
+            .map(|b| (b.id, b.error.clone()))
+            .collect()
     }
 
     /// Sizes and memory figures.
@@ -218,7 +222,8 @@ impl BucketStore {
             debug!(block = %id, "skipping block without meta.json (partial upload)");
         }
         let current = self.snapshot();
-        let known: HashMap<Ulid, Arc<BucketBlock>> = current.blocks.iter().map(|b| (b.id, b.clone())).collect();
+        let known: HashMap<Ulid, Arc<BucketBlock>> =
+            current.blocks.iter().map(|b| (b.id, b.clone())).collect();
         let bucket = &self.bucket;
         let known_ref = &known;
         let fetched: Vec<_> = futures::stream::iter(list.complete.iter().copied())
@@ -246,21 +251,34 @@ impl BucketStore {
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => warn!(block = %id, error = %e, "reading deletion mark failed; serving the block"),
+                Err(e) => {
+                    warn!(block = %id, error = %e, "reading deletion mark failed; serving the block")
+                }
             }
             let meta = match meta {
                 Ok(m) => m,
                 Err(e) => {
                     let error = format!("block {id}: reading meta.json: {e}");
                     warn!(block = %id, error = %e, "cannot read meta.json; block not served");
-                    broken.push(Broken { id, meta: None, error });
+                    broken.push(Broken {
+                        id,
+                        meta: None,
+                        error,
+                    });
                     continue;
                 }
             };
             if meta.block.ulid != id {
-                let error = format!("block {id}: meta.json names block {}, not the directory it is in", meta.block.ulid);
+                let error = format!(
+                    "block {id}: meta.json names block {}, not the directory it is in",
+                    meta.block.ulid
+                );
                 warn!(block = %id, meta_ulid = %meta.block.ulid, "meta.json ULID does not match its directory; block not served");
-                broken.push(Broken { id, meta: None, error });
+                broken.push(Broken {
+                    id,
+                    meta: None,
+                    error,
+                });
                 continue;
             }
             if meta.block.min_time >= meta.block.max_time {
@@ -269,15 +287,26 @@ impl BucketStore {
                     meta.block.min_time, meta.block.max_time
                 );
                 warn!(block = %id, min_time = meta.block.min_time, max_time = meta.block.max_time, "meta.json time range is empty; block not served");
-                broken.push(Broken { id, meta: Some(meta), error });
+                broken.push(Broken {
+                    id,
+                    meta: Some(meta),
+                    error,
+                });
                 continue;
             }
-            if !(meta.block.max_time >= self.opts.min_time && meta.block.min_time <= self.opts.max_time) {
+            if !(meta.block.max_time >= self.opts.min_time
+                && meta.block.min_time <= self.opts.max_time)
+            {
                 report.outside_time_range += 1;
                 continue;
             }
             if !self.opts.relabel.is_empty() {
-                let mut ls: Vec<Label> = meta.thanos.labels.iter().map(|(k, v)| Label::new(k.clone(), v.clone())).collect();
+                let mut ls: Vec<Label> = meta
+                    .thanos
+                    .labels
+                    .iter()
+                    .map(|(k, v)| Label::new(k.clone(), v.clone()))
+                    .collect();
                 ls.push(Label::new("__block_id", id.to_string()));
                 if relabel(&Labels::from_vec(ls), &self.opts.relabel).is_none() {
                     report.relabeled_away += 1;
@@ -286,7 +315,11 @@ impl BucketStore {
             }
             match known.get(&id) {
                 Some(b) => keep.push(b.clone()),
-                None => fresh.push(Arc::new(BucketBlock::new(meta, self.opts.data_dir.join(id.to_string()), self.ctx.clone()))),
+                None => fresh.push(Arc::new(BucketBlock::new(
+                    meta,
+                    self.opts.data_dir.join(id.to_string()),
+                    self.ctx.clone(),
+                ))),
             }
         }
 
@@ -363,7 +396,8 @@ impl BucketStore {
 }
 
 fn group(blocks: &[Arc<BucketBlock>]) -> Vec<Group> {
-    let mut by: BTreeMap<Labels, BTreeMap<std::cmp::Reverse<i64>, Vec<Arc<BucketBlock>>>> = BTreeMap::new();
+    let mut by: BTreeMap<Labels, BTreeMap<std::cmp::Reverse<i64>, Vec<Arc<BucketBlock>>>> =
+        BTreeMap::new();
     for b in blocks {
         by.entry(b.ext.clone())
             .or_default()

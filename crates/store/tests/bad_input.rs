@@ -13,7 +13,10 @@ use ulid::Ulid;
 
 /// Two blocks, A over [0, 2h) and B over [2h, 4h), in a bucket; also returns
 /// the local block dirs.
-async fn two_blocks(tmp: &std::path::Path, bucket: &strata_objstore::Bucket) -> (Ulid, Ulid, Vec<std::path::PathBuf>) {
+async fn two_blocks(
+    tmp: &std::path::Path,
+    bucket: &strata_objstore::Bucket,
+) -> (Ulid, Ulid, Vec<std::path::PathBuf>) {
     let local = tmp.join("local");
     std::fs::create_dir_all(&local).unwrap();
     let a = write_block(&local, &gen_series("m", 20, 0, 400), |_| true);
@@ -24,7 +27,11 @@ async fn two_blocks(tmp: &std::path::Path, bucket: &strata_objstore::Bucket) -> 
 }
 
 fn all() -> SelectRequest {
-    SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Regex, "__name__", ".+")])
+    SelectRequest::new(
+        i64::MIN,
+        i64::MAX,
+        vec![m(MatchType::Regex, "__name__", ".+")],
+    )
 }
 
 /// Every series of block B is served, with its 400 samples.
@@ -43,7 +50,11 @@ async fn missing_chunk_segment_is_a_warning() {
     let s = store(&bucket, opts(&tmp.path().join("data"))).await;
     let (got, w) = select(s.as_ref(), &all()).await;
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains(&a.to_string()) && w[0].contains("chunks/000001"), "{}", w[0]);
+    assert!(
+        w[0].contains(&a.to_string()) && w[0].contains("chunks/000001"),
+        "{}",
+        w[0]
+    );
     assert_b_served(&got);
 }
 
@@ -54,22 +65,45 @@ async fn truncated_index_is_a_warning() {
     let (a, _, dirs) = two_blocks(tmp.path(), &bucket).await;
     let index = std::fs::read(dirs[0].join("index")).unwrap();
     bucket
-        .upload(&format!("{a}/index"), Bytes::from(index[..index.len() / 2].to_vec()))
+        .upload(
+            &format!("{a}/index"),
+            Bytes::from(index[..index.len() / 2].to_vec()),
+        )
         .await
         .unwrap();
-    let st = strata_store::BucketStore::new(bucket.clone(), opts(&tmp.path().join("data")), &mut Default::default()).unwrap();
+    let st = strata_store::BucketStore::new(
+        bucket.clone(),
+        opts(&tmp.path().join("data")),
+        &mut Default::default(),
+    )
+    .unwrap();
     let r = st.sync().await.unwrap();
     assert_eq!((r.loaded, r.failed), (1, 1));
     let failed = st.failed_blocks();
     assert_eq!(failed[0].0, a);
     let (got, w) = select(&st, &all()).await;
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains(&a.to_string()) && w[0].contains("index"), "{}", w[0]);
+    assert!(
+        w[0].contains(&a.to_string()) && w[0].contains("index"),
+        "{}",
+        w[0]
+    );
     assert_b_served(&got);
     // A query for B's time range alone does not mention A.
-    let (_, w) = select(&st, &SelectRequest::new(7_200_000, i64::MAX, all().matchers)).await;
+    let (_, w) = select(
+        &st,
+        &SelectRequest::new(7_200_000, i64::MAX, all().matchers),
+    )
+    .await;
     assert!(w.is_empty(), "{w:?}");
-    let names = st.label_names(&LabelRequest { min_time: i64::MIN, max_time: i64::MAX, ..Default::default() }).await.unwrap();
+    let names = st
+        .label_names(&LabelRequest {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(names.warnings.len(), 1);
     assert!(names.value.contains(&"instance".to_string()));
 }
@@ -86,7 +120,10 @@ async fn corrupt_series_entries_are_a_warning() {
     for b in &mut index[series + 20..series + 60] {
         *b ^= 0x5a;
     }
-    bucket.upload(&format!("{a}/index"), Bytes::from(index)).await.unwrap();
+    bucket
+        .upload(&format!("{a}/index"), Bytes::from(index))
+        .await
+        .unwrap();
     let s = store(&bucket, opts(&tmp.path().join("data"))).await;
     let (got, w) = select(s.as_ref(), &all()).await;
     assert_eq!(w.len(), 1, "{w:?}");
@@ -99,12 +136,22 @@ async fn corrupt_meta_json_is_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let bucket = mem_bucket();
     let (a, b, _) = two_blocks(tmp.path(), &bucket).await;
-    bucket.upload(&format!("{a}/meta.json"), Bytes::from_static(b"{\"version\": 1, \"ulid\": ")).await.unwrap();
+    bucket
+        .upload(
+            &format!("{a}/meta.json"),
+            Bytes::from_static(b"{\"version\": 1, \"ulid\": "),
+        )
+        .await
+        .unwrap();
     let s = store(&bucket, opts(&tmp.path().join("data"))).await;
     assert_eq!(s.block_ids(), vec![b]);
     let (got, w) = select(s.as_ref(), &all()).await;
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].contains(&a.to_string()) && w[0].contains("meta.json"), "{}", w[0]);
+    assert!(
+        w[0].contains(&a.to_string()) && w[0].contains("meta.json"),
+        "{}",
+        w[0]
+    );
     assert_b_served(&got);
 }
 
@@ -116,20 +163,42 @@ async fn lying_meta_json_is_a_warning() {
     // A claims [0, 1h) but holds [0, 100 min).
     let mut meta = strata_block::download_meta(&bucket, a).await.unwrap();
     meta.block.max_time = 3_600_000;
-    bucket.upload(&format!("{a}/meta.json"), Bytes::from(meta.to_json().unwrap())).await.unwrap();
+    bucket
+        .upload(
+            &format!("{a}/meta.json"),
+            Bytes::from(meta.to_json().unwrap()),
+        )
+        .await
+        .unwrap();
     // B's meta names another block.
     let mut meta = strata_block::download_meta(&bucket, b).await.unwrap();
     meta.block.ulid = Ulid::new();
-    bucket.upload(&format!("{b}/meta.json"), Bytes::from(meta.to_json().unwrap())).await.unwrap();
+    bucket
+        .upload(
+            &format!("{b}/meta.json"),
+            Bytes::from(meta.to_json().unwrap()),
+        )
+        .await
+        .unwrap();
     let s = store(&bucket, opts(&tmp.path().join("data"))).await;
     assert_eq!(s.block_ids(), vec![a]);
     let (got, w) = select(s.as_ref(), &all()).await;
     assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w.iter().any(|x| x.contains(&a.to_string()) && x.contains("outside the time range")), "{w:?}");
-    assert!(w.iter().any(|x| x.contains(&b.to_string()) && x.contains("names block")), "{w:?}");
+    assert!(
+        w.iter()
+            .any(|x| x.contains(&a.to_string()) && x.contains("outside the time range")),
+        "{w:?}"
+    );
+    assert!(
+        w.iter()
+            .any(|x| x.contains(&b.to_string()) && x.contains("names block")),
+        "{w:?}"
+    );
     // A's chunks inside its claimed range are still served.
     assert!(!got.is_empty());
-    assert!(got.iter().all(|x| x.chunks().iter().all(|c| c.max_time < 3_600_000)));
+    assert!(got
+        .iter()
+        .all(|x| x.chunks().iter().all(|c| c.max_time < 3_600_000)));
 }
 
 /// Corruption anywhere in the index or chunks never panics the store.
@@ -164,11 +233,24 @@ async fn random_corruption_never_panics() {
         if round % 5 == 0 {
             data.truncate(rnd(data.len()));
         }
-        bucket.upload(&format!("{id}/{name}"), Bytes::from(data)).await.unwrap();
+        bucket
+            .upload(&format!("{id}/{name}"), Bytes::from(data))
+            .await
+            .unwrap();
         let s = store(&bucket, opts(&tmp.path().join(format!("data{round}")))).await;
         let (_, w) = select(s.as_ref(), &all()).await;
         warned += usize::from(!w.is_empty());
-        let _ = s.label_values("instance", &LabelRequest { min_time: i64::MIN, max_time: i64::MAX, ..Default::default() }).await.unwrap();
+        let _ = s
+            .label_values(
+                "instance",
+                &LabelRequest {
+                    min_time: i64::MIN,
+                    max_time: i64::MAX,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
     }
     assert!(warned > 10, "only {warned} of 40 corruptions were noticed");
 }

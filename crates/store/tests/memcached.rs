@@ -12,7 +12,9 @@ use bytes::Bytes;
 use common::*;
 use strata_model::MatchType;
 use strata_storage::SelectRequest;
-use strata_store::cache::{CacheKey, IndexCache, MemcachedConfig, MemcachedIndexCache, ITEM_POSTINGS, ITEM_SERIES};
+use strata_store::cache::{
+    CacheKey, IndexCache, MemcachedConfig, MemcachedIndexCache, ITEM_POSTINGS, ITEM_SERIES,
+};
 use strata_store::IndexCacheConfig;
 
 /// A memcached process on a free loopback port, killed on drop.
@@ -32,7 +34,18 @@ fn start_memcached() -> Memcached {
     let bin = strata_testkit::peer_binary("memcached");
     let port = strata_testkit::free_port();
     let child = Command::new(bin)
-        .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "64", "-u", "root"])
+        .args([
+            "-l",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "0",
+            "-m",
+            "64",
+            "-u",
+            "root",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -62,7 +75,10 @@ async fn memcached_cache_roundtrip() {
         name: "job".into(),
         value: "a b\r\nc".into(),
     };
-    let k2 = CacheKey::Series { block, series_ref: 7 };
+    let k2 = CacheKey::Series {
+        block,
+        series_ref: 7,
+    };
     let v1 = Bytes::from(vec![1u8, 2, 3, b'\r', b'\n', 0]);
     cache.client().set(&k1.external_key(), &v1).await.unwrap();
     let got = cache.fetch_multi(&[k1.clone(), k2.clone()]).await;
@@ -71,7 +87,11 @@ async fn memcached_cache_roundtrip() {
     cache.store(k2.clone(), Bytes::from_static(b"series"));
     let mut seen = None;
     for _ in 0..100 {
-        seen = cache.fetch_multi(&[k2.clone()]).await.pop().flatten();
+        seen = cache
+            .fetch_multi(std::slice::from_ref(&k2))
+            .await
+            .pop()
+            .flatten();
         if seen.is_some() {
             break;
         }
@@ -88,7 +108,10 @@ async fn unreachable_memcached_is_a_miss() {
         timeout: Duration::from_millis(200),
         ..Default::default()
     });
-    let k = CacheKey::Series { block: ulid::Ulid::new(), series_ref: 1 };
+    let k = CacheKey::Series {
+        block: ulid::Ulid::new(),
+        series_ref: 1,
+    };
     assert_eq!(cache.fetch_multi(&[k]).await, vec![None]);
 }
 
@@ -108,18 +131,29 @@ async fn bucket_store_hits_memcached_on_repeated_queries() {
     ))
     .unwrap();
     let s = store(&bucket, o).await;
-    let req = SelectRequest::new(0, i64::MAX, vec![m(MatchType::Regex, "instance", "host-0000[0-4]")]);
+    let req = SelectRequest::new(
+        0,
+        i64::MAX,
+        vec![m(MatchType::Regex, "instance", "host-0000[0-4]")],
+    );
     let (first, _) = select(s.as_ref(), &req).await;
     assert_eq!(first.len(), 5);
     // Sets are asynchronous: wait until the second query hits.
     let c = s.index_cache();
     for _ in 0..100 {
         let (second, _) = select(s.as_ref(), &req).await;
-        assert_eq!(samples_of(&second, 0, i64::MAX), samples_of(&first, 0, i64::MAX));
+        assert_eq!(
+            samples_of(&second, 0, i64::MAX),
+            samples_of(&first, 0, i64::MAX)
+        );
         if c.counts(ITEM_SERIES).1 >= 5 && c.counts(ITEM_POSTINGS).1 >= 1 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no memcached hits: postings {:?}, series {:?}", c.counts(ITEM_POSTINGS), c.counts(ITEM_SERIES));
+    panic!(
+        "no memcached hits: postings {:?}, series {:?}",
+        c.counts(ITEM_POSTINGS),
+        c.counts(ITEM_SERIES)
+    );
 }

@@ -41,7 +41,10 @@ async fn bucket_store_passes_acceptance() {
 async fn equals_local_db_on_prometheus_fixture_blocks() {
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join("local");
-    strata_testkit::copy_dir(&strata_testkit::fixtures_dir().join("backfill-6h/blocks"), &local);
+    strata_testkit::copy_dir(
+        &strata_testkit::fixtures_dir().join("backfill-6h/blocks"),
+        &local,
+    );
     let bucket = fs_bucket(&tmp.path().join("bucket"));
     for d in strata_tsdb::Db::block_dirs(&local).unwrap() {
         upload(&bucket, &d, &[("cluster", "eu")]).await;
@@ -50,13 +53,42 @@ async fn equals_local_db_on_prometheus_fixture_blocks() {
     assert_eq!(s.block_ids().len(), 3);
     let db = strata_tsdb::Db::open(&local).unwrap();
     let info = s.info();
-    assert_eq!(info.label_sets, vec![Labels::from_pairs([("cluster", "eu")])]);
+    assert_eq!(
+        info.label_sets,
+        vec![Labels::from_pairs([("cluster", "eu")])]
+    );
     let cases = vec![
-        (i64::MIN, i64::MAX, vec![m(MatchType::Regex, "__name__", ".+")]),
-        (1704070800000, 1704078000000, vec![m(MatchType::Equal, "__name__", "http_requests_total")]),
-        (i64::MIN, i64::MAX, vec![m(MatchType::Regex, "instance", "host-[ab].*"), m(MatchType::NotEqual, "job", "x")]),
-        (i64::MIN, i64::MAX, vec![m(MatchType::Equal, "cluster", "eu"), m(MatchType::Equal, "le", "+Inf")]),
-        (i64::MIN, i64::MAX, vec![m(MatchType::Regex, "location", ".+")]),
+        (
+            i64::MIN,
+            i64::MAX,
+            vec![m(MatchType::Regex, "__name__", ".+")],
+        ),
+        (
+            1704070800000,
+            1704078000000,
+            vec![m(MatchType::Equal, "__name__", "http_requests_total")],
+        ),
+        (
+            i64::MIN,
+            i64::MAX,
+            vec![
+                m(MatchType::Regex, "instance", "host-[ab].*"),
+                m(MatchType::NotEqual, "job", "x"),
+            ],
+        ),
+        (
+            i64::MIN,
+            i64::MAX,
+            vec![
+                m(MatchType::Equal, "cluster", "eu"),
+                m(MatchType::Equal, "le", "+Inf"),
+            ],
+        ),
+        (
+            i64::MIN,
+            i64::MAX,
+            vec![m(MatchType::Regex, "location", ".+")],
+        ),
     ];
     for (mint, maxt, ms) in cases {
         let req = SelectRequest::new(mint, maxt, ms.clone());
@@ -90,7 +122,10 @@ async fn equals_local_db_on_prometheus_fixture_blocks() {
     assert_eq!(names, want);
     let vals = s.label_values("instance", &req).await.unwrap().value;
     assert_eq!(vals, db.label_values("instance", &req).await.unwrap().value);
-    assert_eq!(s.label_values("cluster", &req).await.unwrap().value, vec!["eu"]);
+    assert_eq!(
+        s.label_values("cluster", &req).await.unwrap().value,
+        vec!["eu"]
+    );
 }
 
 /// A query for one series reads a tiny part of the block: no whole-block download.
@@ -108,13 +143,23 @@ async fn selective_query_reads_far_less_than_the_block() {
     o.index_cache = strata_store::IndexCacheConfig::in_memory(0);
     let s = store(&bucket, o).await;
     let after_sync = s.bytes_fetched();
-    let req = SelectRequest::new(0, i64::MAX, vec![m(MatchType::Equal, "instance", "host-01234")]);
+    let req = SelectRequest::new(
+        0,
+        i64::MAX,
+        vec![m(MatchType::Equal, "instance", "host-01234")],
+    );
     let (got, _) = select(s.as_ref(), &req).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].collect_samples().unwrap().len(), 480);
     let per_query = s.bytes_fetched() - after_sync;
-    assert!(per_query * 100 < size, "query read {per_query} bytes of a {size}-byte block");
-    assert!(after_sync * 5 < size, "sync read {after_sync} bytes of a {size}-byte block");
+    assert!(
+        per_query * 100 < size,
+        "query read {per_query} bytes of a {size}-byte block"
+    );
+    assert!(
+        after_sync * 5 < size,
+        "sync read {after_sync} bytes of a {size}-byte block"
+    );
 }
 
 fn walk_size(p: &std::path::Path) -> u64 {
@@ -177,9 +222,15 @@ async fn relabel_selector_shards_blocks_by_external_labels() {
     assert_eq!(s.block_ids().len(), 3);
     assert!(!s.block_ids().contains(&ids[3]));
     // Matchers on external labels prune whole groups.
-    let (got, _) = select(s.as_ref(), &SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Equal, "shard", "1")])).await;
+    let (got, _) = select(
+        s.as_ref(),
+        &SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Equal, "shard", "1")]),
+    )
+    .await;
     assert_eq!(got.len(), 5);
-    assert!(got.iter().all(|x| x.labels.get("shard") == Some("1") && x.labels.get("__name__") == Some("m1")));
+    assert!(got
+        .iter()
+        .all(|x| x.labels.get("shard") == Some("1") && x.labels.get("__name__") == Some("m1")));
 }
 
 use strata_store::BucketStore;
@@ -190,20 +241,36 @@ async fn deletion_marks_partial_uploads_time_filter_and_vanished_blocks() {
     let (bucket, ids) = sharded_bucket(tmp.path()).await;
     // A partial upload: an index without meta.json.
     let partial = ulid::Ulid::new();
-    bucket.upload(&format!("{partial}/index"), bytes::Bytes::from_static(b"x")).await.unwrap();
+    bucket
+        .upload(&format!("{partial}/index"), bytes::Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     let data = tmp.path().join("data");
     let s = BucketStore::new(bucket.clone(), opts(&data), &mut Default::default()).unwrap();
     let r = s.sync().await.unwrap();
     assert_eq!((r.loaded, r.partial, r.failed), (4, 1, 0));
     assert!(data.join(ids[1].to_string()).join("index-header").exists());
 
-    write_marker(&bucket, ids[1], &DeletionMark::new(ids[1], "test")).await.unwrap();
+    write_marker(&bucket, ids[1], &DeletionMark::new(ids[1], "test"))
+        .await
+        .unwrap();
     strata_block::delete_block(&bucket, ids[2]).await.unwrap();
     let r = s.sync().await.unwrap();
     assert_eq!((r.loaded, r.marked_for_deletion, r.dropped), (2, 1, 2));
     assert_eq!(s.block_ids().len(), 2);
-    assert!(!data.join(ids[1].to_string()).exists(), "index-header of a dropped block is removed");
-    let (got, w) = select(&s, &SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Regex, "__name__", ".+")])).await;
+    assert!(
+        !data.join(ids[1].to_string()).exists(),
+        "index-header of a dropped block is removed"
+    );
+    let (got, w) = select(
+        &s,
+        &SelectRequest::new(
+            i64::MIN,
+            i64::MAX,
+            vec![m(MatchType::Regex, "__name__", ".+")],
+        ),
+    )
+    .await;
     assert!(w.is_empty());
     assert_eq!(got.len(), 10);
 
@@ -221,13 +288,20 @@ async fn index_cache_serves_repeated_queries() {
     let tmp = tempfile::tempdir().unwrap();
     let (bucket, _) = sharded_bucket(tmp.path()).await;
     let s = store(&bucket, opts(&tmp.path().join("data"))).await;
-    let req = SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Regex, "job", "job-[0-3]")]);
+    let req = SelectRequest::new(
+        i64::MIN,
+        i64::MAX,
+        vec![m(MatchType::Regex, "job", "job-[0-3]")],
+    );
     let (first, _) = select(s.as_ref(), &req).await;
     let c = s.index_cache();
     assert_eq!(c.counts(ITEM_POSTINGS).1, 0);
     let before = s.bytes_fetched();
     let (second, _) = select(s.as_ref(), &req).await;
-    assert_eq!(samples_of(&first, i64::MIN, i64::MAX), samples_of(&second, i64::MIN, i64::MAX));
+    assert_eq!(
+        samples_of(&first, i64::MIN, i64::MAX),
+        samples_of(&second, i64::MIN, i64::MAX)
+    );
     let (preq, phits) = c.counts(ITEM_POSTINGS);
     let (sreq, shits) = c.counts(ITEM_SERIES);
     assert!(phits > 0 && phits * 2 == preq, "postings {phits}/{preq}");
@@ -249,10 +323,18 @@ async fn limits_fail_requests_naming_the_flag() {
         max_concurrency: 2,
     };
     let s = store(&bucket, o).await;
-    let all = SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Regex, "__name__", ".+")]);
+    let all = SelectRequest::new(
+        i64::MIN,
+        i64::MAX,
+        vec![m(MatchType::Regex, "__name__", ".+")],
+    );
     let e = s.select(&all).await.err().unwrap().to_string();
     assert!(e.contains("--store.limits.request-series=6"), "{e}");
-    let one = SelectRequest::new(i64::MIN, i64::MAX, vec![m(MatchType::Equal, "__name__", "m0")]);
+    let one = SelectRequest::new(
+        i64::MIN,
+        i64::MAX,
+        vec![m(MatchType::Equal, "__name__", "m0")],
+    );
     assert_eq!(select(s.as_ref(), &one).await.0.len(), 5);
 
     let mut o = opts(&tmp.path().join("data2"));
@@ -319,20 +401,38 @@ async fn label_queries_with_matchers_and_time_ranges() {
         matchers: vec![],
         limit: 0,
     };
-    assert_eq!(s.label_values("__name__", &req).await.unwrap().value, vec!["m1"]);
-    assert_eq!(s.label_values("shard", &req).await.unwrap().value, vec!["1"]);
+    assert_eq!(
+        s.label_values("__name__", &req).await.unwrap().value,
+        vec!["m1"]
+    );
+    assert_eq!(
+        s.label_values("shard", &req).await.unwrap().value,
+        vec!["1"]
+    );
     let req = LabelRequest {
         min_time: i64::MIN,
         max_time: i64::MAX,
-        matchers: vec![m(MatchType::Regex, "__name__", "m[23]"), m(MatchType::Equal, "instance", "host-00001")],
+        matchers: vec![
+            m(MatchType::Regex, "__name__", "m[23]"),
+            m(MatchType::Equal, "instance", "host-00001"),
+        ],
         limit: 0,
     };
-    assert_eq!(s.label_values("shard", &req).await.unwrap().value, vec!["2", "3"]);
-    assert_eq!(s.label_values("job", &req).await.unwrap().value, vec!["job-1"]);
+    assert_eq!(
+        s.label_values("shard", &req).await.unwrap().value,
+        vec!["2", "3"]
+    );
+    assert_eq!(
+        s.label_values("job", &req).await.unwrap().value,
+        vec!["job-1"]
+    );
     assert_eq!(
         s.label_names(&req).await.unwrap().value,
         vec!["__name__", "instance", "job", "shard"]
     );
     let req = LabelRequest { limit: 1, ..req };
-    assert_eq!(s.label_values("shard", &req).await.unwrap().value, vec!["2"]);
+    assert_eq!(
+        s.label_values("shard", &req).await.unwrap().value,
+        vec!["2"]
+    );
 }

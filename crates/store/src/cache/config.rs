@@ -99,14 +99,18 @@ struct Raw {
 }
 
 fn size(v: &serde_yaml::Value, key: &str) -> Result<u64> {
-    strata_config::parse_size(v).map_err(|e| Error::Config(format!("index cache config: {key}: {e}")))
+    strata_config::parse_size(v)
+        .map_err(|e| Error::Config(format!("index cache config: {key}: {e}")))
 }
 
 fn duration(v: &serde_yaml::Value, key: &str) -> Result<Duration> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| Error::Config(format!("index cache config: {key}: {v:?} is not a duration")))?;
-    strata_objstore::parse_duration(s).map_err(|e| Error::Config(format!("index cache config: {key}: {e}")))
+    let s = v.as_str().ok_or_else(|| {
+        Error::Config(format!(
+            "index cache config: {key}: {v:?} is not a duration"
+        ))
+    })?;
+    strata_objstore::parse_duration(s)
+        .map_err(|e| Error::Config(format!("index cache config: {key}: {e}")))
 }
 
 fn count(v: &serde_yaml::Value, key: &str) -> Result<usize> {
@@ -153,7 +157,9 @@ impl IndexCacheConfig {
         for (k, v) in map {
             let k = k
                 .as_str()
-                .ok_or_else(|| Error::Config(format!("index cache config: key {k:?} is not a string")))?
+                .ok_or_else(|| {
+                    Error::Config(format!("index cache config: key {k:?} is not a string"))
+                })?
                 .to_string();
             entries.push((k, v));
         }
@@ -296,10 +302,19 @@ mod tests {
     fn rejects_bad_yaml() {
         for (y, want) in [
             ("type: REDISX\n", "unsupported type"),
-            ("type: IN-MEMORY\nconfig: {max_sise: 1}\n", "unknown key \"max_sise\""),
+            (
+                "type: IN-MEMORY\nconfig: {max_sise: 1}\n",
+                "unknown key \"max_sise\"",
+            ),
             ("type: MEMCACHED\nconfig: {}\n", "no addresses"),
-            ("type: IN-MEMORY\nconfig: {max_size: 1KB, max_item_size: 2KB}\n", "cannot be bigger"),
-            ("type: IN-MEMORY\nenabled_items: [Chunks]\n", "unsupported item type"),
+            (
+                "type: IN-MEMORY\nconfig: {max_size: 1KB, max_item_size: 2KB}\n",
+                "cannot be bigger",
+            ),
+            (
+                "type: IN-MEMORY\nenabled_items: [Chunks]\n",
+                "unsupported item type",
+            ),
         ] {
             let e = IndexCacheConfig::from_yaml(y).unwrap_err().to_string();
             assert!(e.contains(want), "{y}: {e}");

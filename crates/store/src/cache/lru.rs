@@ -52,13 +52,21 @@ impl InMemoryIndexCache {
             evicted: Counter::default(),
             added: Counter::default(),
         };
-        registry.register("thanos_store_index_cache_items", "Current number of items in the index cache.", c.items.clone());
+        registry.register(
+            "thanos_store_index_cache_items",
+            "Current number of items in the index cache.",
+            c.items.clone(),
+        );
         registry.register(
             "thanos_store_index_cache_total_size_bytes",
             "Current byte size of items in the index cache.",
             c.size_bytes.clone(),
         );
-        registry.register("thanos_store_index_cache_items_added", "Total number of items that were added to the index cache.", c.added.clone());
+        registry.register(
+            "thanos_store_index_cache_items_added",
+            "Total number of items that were added to the index cache.",
+            c.added.clone(),
+        );
         registry.register(
             "thanos_store_index_cache_items_evicted",
             "Total number of items that were evicted from the index cache.",

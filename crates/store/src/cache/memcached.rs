@@ -145,7 +145,9 @@ impl MemcachedClient {
         };
         let mut jobs = Vec::new();
         for (i, ks) in per {
-            let Some(s) = self.servers.get(i) else { continue };
+            let Some(s) = self.servers.get(i) else {
+                continue;
+            };
             for chunk in ks.chunks(batch.min(ks.len().max(1))) {
                 let chunk = chunk.to_vec();
                 jobs.push(async move {
@@ -186,7 +188,12 @@ impl MemcachedClient {
                         return Ok(out);
                     }
                     let parts: Vec<&str> = l.split(' ').collect();
-                    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unexpected reply {l:?}"));
+                    let bad = || {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("unexpected reply {l:?}"),
+                        )
+                    };
                     if parts.len() < 4 || parts[0] != "VALUE" {
                         return Err(bad());
                     }

@@ -115,7 +115,11 @@ pub struct Instrumented {
 
 impl Instrumented {
     /// Wraps `inner`; `enabled_items` empty means all. Registers the metrics.
-    pub fn new(inner: Arc<dyn IndexCache>, enabled_items: Vec<String>, registry: &mut Registry) -> Self {
+    pub fn new(
+        inner: Arc<dyn IndexCache>,
+        enabled_items: Vec<String>,
+        registry: &mut Registry,
+    ) -> Self {
         let requests = Family::<ItemLabel, Counter>::default();
         let hits = Family::<ItemLabel, Counter>::default();
         registry.register(
@@ -152,7 +156,10 @@ impl Instrumented {
         let l = ItemLabel {
             item_type: item_type.to_string(),
         };
-        (self.requests.get_or_create(&l).get(), self.hits.get_or_create(&l).get())
+        (
+            self.requests.get_or_create(&l).get(),
+            self.hits.get_or_create(&l).get(),
+        )
     }
 }
 

@@ -22,7 +22,12 @@ use ulid::Ulid;
 pub fn fs_bucket(dir: &Path) -> Bucket {
     std::fs::create_dir_all(dir).unwrap();
     let store = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
-    Bucket::new(Arc::new(store), "test", BucketOptions::default(), &mut Registry::default())
+    Bucket::new(
+        Arc::new(store),
+        "test",
+        BucketOptions::default(),
+        &mut Registry::default(),
+    )
 }
 
 /// A bucket in memory.
@@ -36,7 +41,11 @@ pub fn mem_bucket() -> Bucket {
 }
 
 /// Writes a block of `series` (samples kept where `keep(i)`) under `parent`.
-pub fn write_block(parent: &Path, series: &[(Labels, Vec<Sample>)], keep: impl Fn(usize) -> bool) -> PathBuf {
+pub fn write_block(
+    parent: &Path,
+    series: &[(Labels, Vec<Sample>)],
+    keep: impl Fn(usize) -> bool,
+) -> PathBuf {
     let mut syms: Vec<String> = series
         .iter()
         .flat_map(|(l, _)| l.iter().flat_map(|x| [x.name.clone(), x.value.clone()]))
@@ -62,17 +71,36 @@ pub fn write_block(parent: &Path, series: &[(Labels, Vec<Sample>)], keep: impl F
 /// Uploads a block; with empty `ext` the objects are put directly (Thanos'
 /// uploader refuses empty external labels).
 pub async fn upload(bucket: &Bucket, dir: &Path, ext: &[(&str, &str)]) -> Ulid {
-    let labels: BTreeMap<String, String> = ext.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let labels: BTreeMap<String, String> = ext
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     if !labels.is_empty() {
-        return strata_block::upload_block(bucket, dir, &labels, "test").await.unwrap().block.ulid;
+        return strata_block::upload_block(bucket, dir, &labels, "test")
+            .await
+            .unwrap()
+            .block
+            .ulid;
     }
     let meta = Meta::read_from_dir(dir).unwrap();
     let id = meta.block.ulid;
     for f in strata_block::segment_files(dir).unwrap() {
-        bucket.upload_file(&format!("{id}/chunks/{f}"), &dir.join("chunks").join(&f)).await.unwrap();
+        bucket
+            .upload_file(&format!("{id}/chunks/{f}"), &dir.join("chunks").join(&f))
+            .await
+            .unwrap();
     }
-    bucket.upload_file(&format!("{id}/index"), &dir.join("index")).await.unwrap();
-    bucket.upload(&format!("{id}/meta.json"), Bytes::from(meta.to_json().unwrap())).await.unwrap();
+    bucket
+        .upload_file(&format!("{id}/index"), &dir.join("index"))
+        .await
+        .unwrap();
+    bucket
+        .upload(
+            &format!("{id}/meta.json"),
+            Bytes::from(meta.to_json().unwrap()),
+        )
+        .await
+        .unwrap();
     id
 }
 
