@@ -430,3 +430,46 @@ async fn connect_errors_name_the_address() {
         .unwrap();
     assert!(matches!(e, strata_storage::Error::Unavailable(_)), "{e}");
 }
+
+#[tokio::test]
+async fn legacy_store_info_and_shutdown() {
+    let src = Arc::new(Scripted::default());
+    *src.info.lock().unwrap() = SourceInfo {
+        label_sets: vec![Labels::from_pairs([("replica", "1")])],
+        min_time: 5,
+        max_time: 6,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(strata_storeapi::serve(
+        listener,
+        src,
+        ServerOptions::new(ComponentType::Receive),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut raw =
+        strata_proto::thanos::store_client::StoreClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+    let info = raw
+        .info(strata_proto::thanos::InfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        info.store_type,
+        strata_proto::thanos::StoreType::Receive as i32
+    );
+    assert_eq!((info.min_time, info.max_time), (5, 6));
+    assert_eq!(info.label_sets.len(), 1);
+    assert_eq!(info.labels, info.label_sets[0].labels);
+    drop(raw);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    assert!(strata_storeapi::Client::connect(&addr.to_string())
+        .await
+        .is_err());
+}
