@@ -41,6 +41,9 @@ pub struct ClientOptions {
     pub max_decoding_message_bytes: usize,
     /// HTTP/2 receive window per stream, bytes: how far a server may stream ahead.
     pub stream_window_bytes: u32,
+    /// Series per frame asked of the server (`SeriesRequest.response_batch_size`;
+    /// 0 or 1: one series per frame). Servers that do not know batching ignore it.
+    pub response_batch_size: i64,
 }
 
 impl Default for ClientOptions {
@@ -50,6 +53,7 @@ impl Default for ClientOptions {
             request_timeout: None,
             max_decoding_message_bytes: i32::MAX as usize,
             stream_window_bytes: 4 << 20,
+            response_batch_size: 64,
         }
     }
 }
@@ -83,6 +87,7 @@ pub struct Client {
     store: StoreClient<Channel>,
     info_client: InfoClient<Channel>,
     info: Arc<RwLock<EndpointInfo>>,
+    batch: i64,
 }
 
 impl fmt::Debug for Client {
@@ -156,6 +161,7 @@ impl Client {
             info_client: InfoClient::new(channel)
                 .max_decoding_message_size(opts.max_decoding_message_bytes),
             info: Arc::new(RwLock::new(EndpointInfo::default())),
+            batch: opts.response_batch_size,
         }
     }
 
@@ -257,6 +263,7 @@ impl Queryable for Client {
             partial_response_strategy: partial_strategy(req.partial_response),
             skip_chunks: req.skip_chunks,
             query_hints: convert::hints_to_pb(&req.hints),
+            response_batch_size: self.batch,
             ..Default::default()
         };
         let stream = self

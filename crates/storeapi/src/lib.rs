@@ -25,7 +25,10 @@
 //!   XOR chunks of at most 120 samples.
 //! - **Bounded memory.** The server encodes at most
 //!   [`ServerOptions::series_buffer`] frames ahead of HTTP/2 flow control; the client
-//!   yields frames as they arrive (joining a series split over consecutive frames).
+//!   yields series as they arrive (joining a series split over consecutive frames).
+//! - **Batches only when asked.** A client that sets `response_batch_size > 1` (as
+//!   [`Client`] does by default) gets `SeriesBatch` frames of the series the source
+//!   has ready (at most 256); other clients get one series per frame.
 //!   A client that goes away stops the server's work.
 //! - **Errors map to gRPC codes** and back: an invalid matcher or regex is
 //!   `InvalidArgument`, a limit `ResourceExhausted`, an unreachable source
@@ -35,8 +38,8 @@
 //!   touching the source; extreme bounds pass through to the source.
 //!
 //! Not supported (and not advertised in Info): sharding, `without_replica_labels`,
-//! projections, batched responses (single-series frames are always sent), snappy
-//! compression, TLS.
+//! projections, snappy compression, TLS. The opaque `hints` (`Any`) of requests are
+//! ignored: they are store-specific and Strata sources define none.
 
 mod client;
 mod convert;

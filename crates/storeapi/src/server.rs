@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use strata_model::Matcher;
 use strata_proto::thanos::{
     self as pb,
@@ -27,6 +27,9 @@ use crate::error::{status_of, Error, Result};
 
 /// Largest request a server decodes (requests are small; this bounds abuse).
 const MAX_REQUEST_BYTES: usize = 64 << 20;
+
+/// Most series per `SeriesBatch` frame, whatever the client asks for.
+const MAX_BATCH: usize = 256;
 
 /// Which Thanos component a server presents itself as (`thanos.info` `ComponentType`;
 /// `/api/v1/stores` of a querier groups endpoints by it).
@@ -85,7 +88,9 @@ pub struct ServerOptions {
     /// `--store.limits.request-samples`).
     pub max_samples_per_request: usize,
     /// Frames encoded ahead of the client per Series call. The server never holds
-    /// more than this many series beyond what HTTP/2 flow control lets through.
+    /// more than this many frames (each one series, or one batch of at most 256
+    /// when the client asks for batches) beyond what HTTP/2 flow control lets
+    /// through.
     pub series_buffer: usize,
 }
 
@@ -248,7 +253,11 @@ impl pb::store_server::Store for StoreService {
             request_limit: usize::try_from(r.limit).unwrap_or(0),
             skip_chunks: r.skip_chunks,
         };
-        tokio::spawn(pump(stream, tx, limits));
+        // Batches only when asked (older peers do not know `SeriesBatch`).
+        let batch_size = usize::try_from(r.response_batch_size)
+            .unwrap_or(0)
+            .min(MAX_BATCH);
+        tokio::spawn(pump(stream, tx, limits, batch_size));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -346,42 +355,90 @@ struct Limits {
     skip_chunks: bool,
 }
 
+type Tx = mpsc::Sender<Result<pb::SeriesResponse, Status>>;
+
+/// Sends one frame; false when the client is gone.
+async fn send(tx: &Tx, r: Result<series_response::Result, Status>) -> bool {
+    tx.send(r.map(|r| pb::SeriesResponse { result: Some(r) }))
+        .await
+        .is_ok()
+}
+
+/// Sends the batched series, if any; false when the client is gone.
+async fn flush(tx: &Tx, batch: &mut Vec<pb::Series>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let series = std::mem::take(batch);
+    send(
+        tx,
+        Ok(series_response::Result::Batch(pb::SeriesBatch { series })),
+    )
+    .await
+}
+
 /// Moves frames from the source to the bounded channel. Stops when the client goes
 /// away (the receiver is dropped), after an error, or at the request's series limit.
-async fn pump(
-    mut stream: ChunkSeriesStream,
-    tx: mpsc::Sender<Result<pb::SeriesResponse, Status>>,
-    limits: Limits,
-) {
+/// With `batch_size > 1` (the client asked for `SeriesResponse.batch`), series that
+/// the source has ready are grouped, up to `batch_size`; a batch is never held back
+/// waiting for the source.
+async fn pump(mut stream: ChunkSeriesStream, tx: Tx, limits: Limits, batch_size: usize) {
     let (mut series, mut samples) = (0usize, 0usize);
+    let mut batch: Vec<pb::Series> = Vec::new();
     loop {
-        let item = tokio::select! {
-            biased;
-            _ = tx.closed() => return,
-            item = stream.next() => item,
+        let item = if batch.is_empty() {
+            tokio::select! {
+                biased;
+                _ = tx.closed() => return,
+                item = stream.next() => item,
+            }
+        } else {
+            match stream.next().now_or_never() {
+                Some(item) => item,
+                None => {
+                    if !flush(&tx, &mut batch).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
         };
-        let Some(item) = item else { return };
-        let msg = match item {
-            Err(e) => Err(status_of(&e)),
-            Ok(Frame::Warning(w)) => Ok(series_response::Result::Warning(w)),
-            Ok(Frame::Series(s)) => {
+        let frame = match item {
+            None => {
+                flush(&tx, &mut batch).await;
+                return;
+            }
+            Some(Err(e)) => Err(status_of(&e)),
+            Some(Ok(Frame::Warning(w))) => Ok(series_response::Result::Warning(w)),
+            Some(Ok(Frame::Series(s))) => {
                 series += 1;
                 if limits.request_limit > 0 && series > limits.request_limit {
+                    flush(&tx, &mut batch).await;
                     return;
                 }
-                if limits.max_series > 0 && series > limits.max_series {
+                let one = if limits.max_series > 0 && series > limits.max_series {
                     Err(Status::resource_exhausted(format!(
                         "exceeded series limit: limit {} violated (got {series})",
                         limits.max_series
                     )))
                 } else {
                     series_frame(&s, limits, &mut samples)
+                };
+                match one {
+                    Ok(one) if batch_size > 1 => {
+                        batch.push(one);
+                        if batch.len() >= batch_size && !flush(&tx, &mut batch).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(one) => Ok(series_response::Result::Series(one)),
+                    Err(e) => Err(e),
                 }
             }
         };
-        let failed = msg.is_err();
-        let msg = msg.map(|r| pb::SeriesResponse { result: Some(r) });
-        if tx.send(msg).await.is_err() || failed {
+        let failed = frame.is_err();
+        if !flush(&tx, &mut batch).await || !send(&tx, frame).await || failed {
             return;
         }
     }
@@ -391,7 +448,7 @@ fn series_frame(
     s: &ChunkSeries,
     limits: Limits,
     samples: &mut usize,
-) -> Result<series_response::Result, Status> {
+) -> Result<pb::Series, Status> {
     let chunks = if limits.skip_chunks {
         Vec::new()
     } else {
@@ -417,8 +474,8 @@ fn series_frame(
             limits.max_samples
         )));
     }
-    Ok(series_response::Result::Series(pb::Series {
+    Ok(pb::Series {
         labels: convert::labels_to_pb(&s.labels),
         chunks,
-    }))
+    })
 }

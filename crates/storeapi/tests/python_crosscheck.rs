@@ -137,6 +137,11 @@ async fn python_grpc_decodes_what_the_data_holds() {
     assert_eq!(want.len(), 13);
     assert_eq!(got["all"]["series"], Value::Array(want));
     assert_eq!(got["all"]["warnings"], json!([]));
+    assert_eq!(got["all"]["frames"], 13);
+    // Asked for batches of 5: the same series in at most ceil(13/5) frames.
+    assert_eq!(got["batched"]["series"], got["all"]["series"]);
+    let frames = got["batched"]["frames"].as_u64().unwrap();
+    assert!((3..13).contains(&frames), "{frames} frames");
     assert!(got["all"].get("error").is_none());
 
     // up{instance!="b:1"}, labels only.

@@ -5,32 +5,45 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{chunks_of, collect, pair, series, Scripted};
+use common::{chunks_of, collect, pair, pair_with, series, Scripted};
 use strata_chunkenc::{AggrChunk, Encoding, RawChunk};
 use strata_model::{Labels, MatchType, Matcher, Sample};
 use strata_storage::{
     ChunkMeta, ChunkSeries, Frame, LabelRequest, Queryable, SelectRequest, SourceInfo, WithWarnings,
 };
-use strata_storeapi::{ComponentType, ServerOptions};
+use strata_storeapi::{ClientOptions, ComponentType, ServerOptions};
 use strata_testkit::MemQueryable;
 
 fn all_series() -> Vec<Matcher> {
     vec![Matcher::new(MatchType::Regex, "__name__", ".+").unwrap()]
 }
 
-#[tokio::test]
-async fn acceptance_over_loopback() {
-    let mut keep = Vec::new();
+async fn acceptance_with(copts: ClientOptions) {
     let (tx, rx) = std::sync::mpsc::channel();
     strata_testkit::queryable_acceptance(|series| async move {
         let mem: Arc<dyn Queryable> = Arc::new(MemQueryable::from_series(series));
-        let (server, client) = pair(mem, ServerOptions::new(ComponentType::Store)).await;
+        let (server, client) =
+            pair_with(mem, ServerOptions::new(ComponentType::Store), copts).await;
+        // Keep the server running until the suite is done.
         tx.send(server).unwrap();
         Arc::new(client) as Arc<dyn Queryable>
     })
     .await;
-    keep.extend(rx.try_iter());
-    assert_eq!(keep.len(), 1);
+    assert_eq!(rx.try_iter().count(), 1);
+}
+
+#[tokio::test]
+async fn acceptance_over_loopback_batched() {
+    acceptance_with(ClientOptions::default()).await;
+}
+
+#[tokio::test]
+async fn acceptance_over_loopback_one_series_per_frame() {
+    acceptance_with(ClientOptions {
+        response_batch_size: 0,
+        ..Default::default()
+    })
+    .await;
 }
 
 #[tokio::test]

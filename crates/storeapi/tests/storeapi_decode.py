@@ -77,6 +77,7 @@ def build_pool():
         ("partial_response_disabled", 6, BOOL, OPT),
         ("skip_chunks", 8, BOOL, OPT),
         ("limit", 15, I64, OPT),
+        ("response_batch_size", 16, I64, OPT),
     ])
     message(fd, "SeriesResponse", [
         ("series", 1, MSG, OPT, ".thanos.Series", 0),
@@ -160,13 +161,20 @@ def main():
         ms = [matcher(type=t, name=n, value=v) for (t, n, v) in kw.pop("matchers")]
         call = ch.unary_stream("/thanos.Store/Series", request_serializer=req_cls.SerializeToString,
                                response_deserializer=get("thanos.SeriesResponse").FromString)
-        out = {"series": [], "warnings": []}
+        out = {"series": [], "warnings": [], "frames": 0}
+
+        def add(s):
+            out["series"].append({"labels": labels(s.labels), "chunks": [chunk(c) for c in s.chunks]})
+
         try:
             for resp in call(req_cls(matchers=ms, **kw), timeout=30):
+                out["frames"] += 1
                 kind = resp.WhichOneof("result")
                 if kind == "series":
-                    out["series"].append({"labels": labels(resp.series.labels),
-                                          "chunks": [chunk(c) for c in resp.series.chunks]})
+                    add(resp.series)
+                elif kind == "batch":
+                    for s in resp.batch.series:
+                        add(s)
                 elif kind == "warning":
                     out["warnings"].append(resp.warning)
         except grpc.RpcError as e:
@@ -185,6 +193,8 @@ def main():
             "tsdb_infos": len(info.store.tsdb_infos),
         },
         "all": series(min_time=-(1 << 63), max_time=(1 << 63) - 1, matchers=[(2, "__name__", ".+")]),
+        "batched": series(min_time=-(1 << 63), max_time=(1 << 63) - 1, response_batch_size=5,
+                          matchers=[(2, "__name__", ".+")]),
         "skip_chunks": series(min_time=0, max_time=(1 << 63) - 1, skip_chunks=True,
                               matchers=[(0, "__name__", "up"), (1, "instance", "b:1")]),
         "bad_regex": series(min_time=0, max_time=10, matchers=[(2, "job", "a(b")]),

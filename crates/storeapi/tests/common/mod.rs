@@ -13,7 +13,7 @@ use strata_storage::{
     ChunkMeta, ChunkSeries, ChunkSeriesStream, Frame, LabelRequest, Queryable, Result,
     SelectRequest, SourceInfo, WithWarnings,
 };
-use strata_storeapi::{serve, Client, ServerOptions};
+use strata_storeapi::{serve, Client, ClientOptions, ServerOptions};
 use tokio::sync::oneshot;
 
 /// A running server; dropping it shuts the server down.
@@ -49,8 +49,17 @@ pub async fn start(source: Arc<dyn Queryable>, opts: ServerOptions) -> Server {
 
 /// A server plus a connected client.
 pub async fn pair(source: Arc<dyn Queryable>, opts: ServerOptions) -> (Server, Client) {
+    pair_with(source, opts, ClientOptions::default()).await
+}
+
+/// A server plus a client connected with `copts`.
+pub async fn pair_with(
+    source: Arc<dyn Queryable>,
+    opts: ServerOptions,
+    copts: ClientOptions,
+) -> (Server, Client) {
     let s = start(source, opts).await;
-    let c = Client::connect(&s.addr).await.unwrap();
+    let c = Client::connect_with(&s.addr, copts).await.unwrap();
     (s, c)
 }
 
