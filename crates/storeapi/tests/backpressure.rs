@@ -87,6 +87,7 @@ async fn slow_consumer_bounds_server_reads_and_cancel_stops_them() {
     let first = stream.next().await.unwrap().unwrap();
     assert!(matches!(first, Frame::Series(_)));
     let held = settled(&src.pulled).await;
+    eprintln!("server read {held} of {SERIES} series ahead of a stalled client");
     // Flow-control windows (4 MiB stream window on the client) + the server's frame
     // buffer: a few thousand 1 KiB series at most, far from all 20k (20 MiB).
     assert!(
