@@ -6,9 +6,11 @@
 //! reads through it. Series stream one at a time, sorted by labels, as chunks that
 //! are cheap to ship; [`ChunkSeries::samples`] decodes them. Streams carry warnings
 //! alongside series so that partial responses survive composition. Sources compose
-//! by wrapping: [`merge::merge_streams`] merges sorted streams.
+//! by wrapping: [`merge::merge_streams`] merges sorted streams, [`Dedup`] removes
+//! replica labels and merges the replicas of HA pairs.
 
 mod append;
+pub mod dedup;
 mod error;
 mod fanout;
 pub mod merge;
@@ -21,6 +23,7 @@ use futures::stream::BoxStream;
 use strata_model::{Labels, Matcher};
 
 pub use append::{AppendError, Appendable, Appender, CommitReport};
+pub use dedup::Dedup;
 pub use error::{Error, Result};
 pub use fanout::Fanout;
 pub use series::{ChunkMeta, ChunkSeries, SampleIter, SeriesData};
