@@ -404,6 +404,76 @@ mod tests {
     }
 
     #[test]
+    fn issue_1326_one_reset_when_replicas_reset_apart() {
+        // thanos-io/thanos#1326: replica b repeats a stale pre-reset value for a while.
+        let t = [0, 14, 28, 42, 56, 70].map(|x| x * 1000);
+        let a = [46906.0, 42.0, 66.0, 66.0, 66.0, 66.0];
+        let b = [47000.0, 47000.0, 47000.0, 115.0, 115.0, 201.0];
+        let a: Vec<Sample> = t.iter().zip(a).map(|(t, v)| Sample::new(*t, v)).collect();
+        let b: Vec<Sample> = t.iter().zip(b).map(|(t, v)| Sample::new(*t, v)).collect();
+        let out = merge_replicas(&[a.clone(), b.clone()]);
+        let resets = out.windows(2).filter(|w| w[1].v < w[0].v).count();
+        assert_eq!(resets, 1, "{:?}", pairs(&out));
+        let out = merge_replicas(&[b, a]);
+        let resets = out.windows(2).filter(|w| w[1].v < w[0].v).count();
+        assert_eq!(resets, 1, "{:?}", pairs(&out));
+    }
+
+    #[test]
+    fn issue_2890_last_sample_from_lagging_replica_is_no_reset() {
+        // thanos-io/thanos#2890: the most recent sample comes from the other replica,
+        // which read the counter earlier; `rate` must not see a reset there.
+        let a = s(&[
+            (0, 100.0),
+            (10_000, 200.0),
+            (20_000, 300.0),
+            (30_000, 400.0),
+        ]);
+        let b = s(&[
+            (5_000, 140.0),
+            (15_000, 240.0),
+            (25_000, 340.0),
+            (35_000, 390.0),
+        ]);
+        let out = merge_replicas(&[a, b]);
+        assert_eq!(out.last().map(|x| x.t), Some(35_000));
+        assert!(
+            out.windows(2).all(|w| w[1].v >= w[0].v),
+            "{:?}",
+            pairs(&out)
+        );
+    }
+
+    #[test]
+    fn issue_1788_alternating_replicas_keep_one_rate() {
+        // thanos-io/thanos#1788: replicas 7 s apart; the output follows one replica
+        // and its increase equals that replica's.
+        let a: Vec<Sample> = (0..20)
+            .map(|i| Sample::new(i * 15_000, 668_153.0 + 20.0 * i as f64))
+            .collect();
+        let b: Vec<Sample> = (0..20)
+            .map(|i| Sample::new(i * 15_000 + 7_000, 668_156.0 + 20.0 * i as f64))
+            .collect();
+        let out = merge_replicas(&[a.clone(), b.clone()]);
+        // a throughout, then b's newer last sample.
+        assert_eq!(out.get(..a.len()), Some(&a[..]));
+        assert_eq!(out.get(a.len()..), b.last().map(std::slice::from_ref));
+    }
+
+    #[test]
+    fn three_replicas_fill_each_others_gaps() {
+        let mk = |off: i64, down: std::ops::Range<i64>| -> Vec<Sample> {
+            (0..30)
+                .filter(|i| !down.contains(i))
+                .map(|i| Sample::new(i * 10_000 + off, i as f64))
+                .collect()
+        };
+        let out = merge_replicas(&[mk(0, 5..12), mk(3_000, 10..20), mk(6_000, 18..25)]);
+        assert!(out.windows(2).all(|w| w[1].t - w[0].t <= 15_000));
+        assert!(out.windows(2).all(|w| w[1].v >= w[0].v));
+    }
+
+    #[test]
     fn gauges_are_not_clamped() {
         let a = s(&[(0, 5.0), (10, 1.0), (20, 9.0)]);
         let b = s(&[(2, 4.0), (12, 3.0), (22, 8.0), (32, 2.0), (42, 6.0)]);

@@ -287,3 +287,57 @@ fn merge_group_decodes_samples_data() {
     .unwrap();
     assert_eq!(ts(&s), vec![0, 10, 15, 25]);
 }
+
+#[test]
+fn groups_are_released_before_the_stream_ends() {
+    use futures::FutureExt;
+    // Metric `a` (two replicas), then the first series of `b`, then nothing yet.
+    let frames: Vec<Result<Frame>> = vec![
+        Ok(series(
+            labels! {"__name__" => "a", "replica" => "1"},
+            &[(0, 1.0)],
+        )),
+        Ok(series(
+            labels! {"__name__" => "a", "replica" => "2"},
+            &[(5, 1.0)],
+        )),
+        Ok(series(
+            labels! {"__name__" => "b", "replica" => "1"},
+            &[(0, 1.0)],
+        )),
+    ];
+    let inner: ChunkSeriesStream = stream::iter(frames).chain(stream::pending()).boxed();
+    let mut out = regroup::regroup(inner, vec!["replica".to_string()].into(), |l, d| {
+        merge_group(l, d, false, Algorithm::Strata, false)
+    });
+    let first = out.next().now_or_never().flatten();
+    let Some(Ok(Frame::Series(s))) = first else {
+        panic!("metric a should be released once b starts, got {first:?}");
+    };
+    assert_eq!(s.labels, labels! {"__name__" => "a"});
+    // `b` may still get replicas: it is held back.
+    assert!(out.next().now_or_never().is_none());
+}
+
+#[tokio::test]
+async fn inner_error_ends_the_stream() {
+    let frames: Vec<Result<Frame>> = vec![
+        Ok(series(
+            labels! {"__name__" => "a", "replica" => "1"},
+            &[(0, 1.0)],
+        )),
+        Err(crate::Error::Unavailable("store down".into())),
+        Ok(series(
+            labels! {"__name__" => "b", "replica" => "1"},
+            &[(0, 1.0)],
+        )),
+    ];
+    let inner: ChunkSeriesStream = stream::iter(frames).boxed();
+    let out: Vec<_> = regroup::regroup(inner, vec!["replica".to_string()].into(), |l, d| {
+        merge_group(l, d, false, Algorithm::Strata, false)
+    })
+    .collect()
+    .await;
+    assert_eq!(out.len(), 1);
+    assert!(matches!(&out[0], Err(crate::Error::Unavailable(m)) if m == "store down"));
+}
