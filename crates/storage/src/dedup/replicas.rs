@@ -161,8 +161,12 @@ impl Merger<'_> {
                 if x.t <= limit {
                     return Some((c, self.pos[c], false));
                 }
-                // A gap in the current replica: another one may fill it.
-                return match self.candidate(Some(c), x.t.saturating_sub(1)) {
+                // A gap in the current replica: another one may fill it, or report
+                // that the series went stale meanwhile.
+                let other = self
+                    .candidate(Some(c), x.t.saturating_sub(1))
+                    .or_else(|| self.stale_before(c, x.t));
+                return match other {
                     Some((o, k)) => Some((o, k, true)),
                     None => Some((c, self.pos[c], false)),
                 };
@@ -212,6 +216,17 @@ impl Merger<'_> {
             }
         }
         best.map(|(_, r, k)| (r, k))
+    }
+
+    /// The earliest stale marker that is the next sample of a replica other than
+    /// `exclude`, before `horizon`.
+    fn stale_before(&self, exclude: usize, horizon: i64) -> Option<(usize, usize)> {
+        (0..self.reps.len())
+            .filter(|r| *r != exclude)
+            .filter_map(|r| self.next_of(r).map(|x| (x, r)))
+            .filter(|(x, _)| is_stale_nan(x.v) && x.t < horizon)
+            .min_by_key(|(x, _)| x.t)
+            .map(|(_, r)| (r, self.pos[r]))
     }
 
     fn looks_like_counter(&self, r: usize, k: usize) -> bool {
@@ -393,6 +408,19 @@ mod tests {
         b2.push(Sample::new(45, stale));
         let out = merge_replicas(&[s(&[(0, 1.0), (10, 2.0)]), b2]);
         assert!(out.last().is_some_and(|x| is_stale_nan(x.v)));
+    }
+
+    #[test]
+    fn stale_marker_of_other_replica_fills_a_gap_that_is_no_data() {
+        // a is down from 20 to 60; b fills in, then its target goes away at 25: the
+        // series was absent until a is back.
+        let stale = f64::from_bits(STALE_NAN_BITS);
+        let a = s(&[(0, 1.0), (10, 2.0), (60, 7.0), (70, 8.0)]);
+        let b = s(&[(5, 1.0), (15, 2.0), (25, stale)]);
+        let out = merge_replicas(&[a, b]);
+        let ts: Vec<i64> = out.iter().map(|x| x.t).collect();
+        assert_eq!(ts, vec![0, 10, 15, 25, 60, 70]);
+        assert!(is_stale_nan(out[3].v));
     }
 
     #[test]
