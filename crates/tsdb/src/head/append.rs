@@ -2,7 +2,7 @@
 
 use std::sync::atomic::Ordering;
 
-use strata_model::Labels;
+use strata_model::{Label, Labels};
 use strata_storage::{AppendError, Appendable, Appender, CommitReport};
 
 use super::Head;
@@ -92,7 +92,16 @@ impl HeadAppender {
                         Some(r) => r,
                         None => {
                             let r = head.inner.next_ref.fetch_add(1, Ordering::Relaxed);
-                            idx.insert(r, l.clone(), head.inner.opts.chunk_range_ms);
+                            // A private copy: the caller's strings come from a
+                            // decoded request and sit among its garbage; copying
+                            // them here keeps long-lived data together and lets the
+                            // request's memory be reused.
+                            let own = Labels::from_sorted(
+                                l.iter()
+                                    .map(|x| Label::new(x.name.as_str(), x.value.as_str()))
+                                    .collect(),
+                            );
+                            idx.insert(r, own, head.inner.opts.chunk_range_ms);
                             new_series.push(RefSeries {
                                 series_ref: r,
                                 labels: l.clone(),
@@ -121,7 +130,6 @@ impl HeadAppender {
         let min_valid = head.inner.min_valid_time.load(Ordering::Relaxed);
 
         // Validate against each series' last sample (and earlier staged ones).
-        let idx = head.read_index();
         let mut accepted: Vec<RefSample> = Vec::with_capacity(self.staged.len());
         let mut last_in_batch: std::collections::HashMap<u64, (i64, f64), super::U64Build> =
             std::collections::HashMap::with_capacity_and_hasher(

@@ -132,12 +132,20 @@ impl Index {
             }
         }
         for l in &labels {
-            let v = self
-                .postings
-                .entry(l.name.clone())
-                .or_default()
-                .entry(l.value.clone())
-                .or_default();
+            // Look up before inserting so that existing names and values are not
+            // cloned just to be dropped.
+            if !self.postings.contains_key(&l.name) {
+                self.postings.insert(l.name.clone(), BTreeMap::new());
+            }
+            let Some(vals) = self.postings.get_mut(&l.name) else {
+                continue;
+            };
+            if !vals.contains_key(&l.value) {
+                vals.insert(l.value.clone(), Vec::new());
+            }
+            let Some(v) = vals.get_mut(&l.value) else {
+                continue;
+            };
             // Refs only grow, except on replay of out-of-order refs: keep sorted.
             match v.last() {
                 Some(last) if *last > r => {

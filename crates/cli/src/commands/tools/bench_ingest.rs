@@ -31,6 +31,12 @@ pub struct IngestArgs {
     /// The prometheus binary to compare with.
     #[arg(long, default_value = "prometheus")]
     prometheus: String,
+    /// Which servers to run, comma-separated (e.g. `strata` to measure only ours).
+    #[arg(long, default_value = "strata,prometheus", value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Measure ingest and memory only (no restart, replay or compaction phase).
+    #[arg(long)]
+    ingest_only: bool,
     /// Working directory (default: a temporary one, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -220,6 +226,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     let labels = Arc::new(encoded_labels(a.series));
     let mut results = Vec::new();
     for name in ["strata", "prometheus"] {
+        if !a.servers.iter().any(|s| s == name) {
+            continue;
+        }
         let dir = tmp.join(name);
         std::fs::create_dir_all(&dir)?;
         let cmd = |port: u16| {
@@ -246,6 +255,11 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
         let rate = acked as f64 / started.elapsed().as_secs_f64();
         let rss_per_series = p.peak_rss_kib() as f64 * 1024.0 / a.series as f64;
         p.terminate();
+        if a.ingest_only {
+            out(&format!("{name:<12} {rate:>14.0} {rss_per_series:>14.0} B"));
+            results.push((rate, rss_per_series));
+            continue;
+        }
         let port = free_port()?;
         let (mut p, replay) = Proc::start(&mut cmd(port), port)?;
         // One more short load so the head passes 1.5 block ranges, then give both
@@ -289,5 +303,7 @@ fn clone_args(a: &IngestArgs) -> IngestArgs {
         senders: a.senders,
         prometheus: a.prometheus.clone(),
         dir: a.dir.clone(),
+        servers: a.servers.clone(),
+        ingest_only: a.ingest_only,
     }
 }
