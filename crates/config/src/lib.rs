@@ -19,6 +19,6 @@ pub use duration::{format_duration_ms, parse_duration_ms, PromDuration};
 pub use error::{Error, Result};
 pub use prometheus::{Config, GlobalConfig, RAW_SECTIONS};
 pub use scrape::{
-    parse_size, Authorization, BasicAuth, FileSdConfig, HttpClientConfig, ScrapeConfig,
-    StaticConfig, TlsConfig, DEFAULT_SCRAPE_PROTOCOLS, KNOWN_SCRAPE_PROTOCOLS,
+    parse_relabel_configs, parse_size, Authorization, BasicAuth, FileSdConfig, HttpClientConfig,
+    ScrapeConfig, StaticConfig, TlsConfig, DEFAULT_SCRAPE_PROTOCOLS, KNOWN_SCRAPE_PROTOCOLS,
 };

@@ -525,6 +525,22 @@ pub const KNOWN_SCRAPE_PROTOCOLS: [&str; 5] = [
     "OpenMetricsText1.0.0",
 ];
 
+/// Parses a YAML list of Prometheus relabel configs (the form of
+/// `relabel_configs:` entries, e.g. Thanos' `--selector.relabel-config`),
+/// strictly: an unknown key or a bad regex/action is an error naming it. An
+/// empty document is an empty list.
+pub fn parse_relabel_configs(text: &str) -> crate::Result<Vec<RelabelConfig>> {
+    let raw: Option<Vec<RawRelabel>> =
+        serde_yaml::from_str(text).map_err(|e| crate::Error::Yaml {
+            path: None,
+            message: e.to_string(),
+        })?;
+    build_relabels(raw).map_err(|message| crate::Error::Invalid {
+        path: None,
+        message: format!("relabel config: {message}"),
+    })
+}
+
 fn build_relabels(raw: Option<Vec<RawRelabel>>) -> Result<Vec<RelabelConfig>, String> {
     let mut out = Vec::new();
     for r in raw.unwrap_or_default() {

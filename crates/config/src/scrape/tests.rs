@@ -197,3 +197,19 @@ fn sizes() {
     assert_eq!(parse_size(&serde_yaml::Value::from(5u64)).unwrap(), 5);
     assert!(parse_size(&v("MB")).is_err());
 }
+
+#[test]
+fn parses_a_bare_relabel_config_list() {
+    let rc = crate::parse_relabel_configs(
+        "- action: keep\n  source_labels: [cluster]\n  regex: eu.*\n- action: hashmod\n  source_labels: [__block_id]\n  target_label: shard\n  modulus: 2\n",
+    )
+    .unwrap();
+    assert_eq!(rc.len(), 2);
+    assert_eq!(rc[0].action, Action::Keep);
+    assert_eq!(rc[1].modulus, 2);
+    assert!(crate::parse_relabel_configs("").unwrap().is_empty());
+    let e = crate::parse_relabel_configs("- action: keep\n  bogus: 1\n").unwrap_err();
+    assert!(e.to_string().contains("bogus"), "{e}");
+    let e = crate::parse_relabel_configs("- action: nope\n").unwrap_err();
+    assert!(e.to_string().contains("nope"), "{e}");
+}
