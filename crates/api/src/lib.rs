@@ -10,8 +10,9 @@
 //! and matrices can be large.
 //!
 //! Key items: [`Api`], [`Api::router`], [`ServerInfo`], [`BuildInfo`],
-//! [`Lifecycle`], [`HttpMetrics`], [`Error`]/[`ErrorType`], and the parameter
-//! parsers in [`params`].
+//! [`Lifecycle`], [`HttpMetrics`], [`Error`]/[`ErrorType`], the parameter
+//! parsers in [`params`], and [`SourceSelector`] for the querier's per-request
+//! sources (Thanos' `dedup`, `partial_response`, … parameters).
 
 mod error;
 mod handlers;
@@ -19,6 +20,7 @@ mod json;
 mod metrics;
 pub mod params;
 mod response;
+mod source;
 mod timefmt;
 
 use std::collections::BTreeMap;
@@ -34,6 +36,7 @@ use strata_storage::Queryable;
 pub use error::{Error, ErrorType, Result};
 pub use metrics::HttpMetrics;
 pub use response::{cap_annotations, MAX_ANNOTATIONS};
+pub use source::{MaxSourceResolution, SourceParams, SourceSelector};
 
 /// Build information (`/api/v1/status/buildinfo`, `prometheus_build_info`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -96,6 +99,7 @@ pub struct Api {
     http_metrics: Option<HttpMetrics>,
     lifecycle: Option<Arc<dyn Lifecycle>>,
     targets: Option<Arc<dyn TargetsSource>>,
+    selector: Option<Arc<dyn SourceSelector>>,
 }
 
 /// What the scrape subsystem shows through `/api/v1/targets`,
@@ -150,6 +154,7 @@ impl Api {
             http_metrics: None,
             lifecycle: None,
             targets: None,
+            selector: None,
         }
     }
 
@@ -157,6 +162,29 @@ impl Api {
     pub fn with_targets(mut self, t: Arc<dyn TargetsSource>) -> Self {
         self.targets = Some(t);
         self
+    }
+
+    /// Chooses the source of each data request from its Thanos parameters (the
+    /// querier), instead of the fixed one, and serves `/api/v1/stores`.
+    pub fn with_source_selector(mut self, s: Arc<dyn SourceSelector>) -> Self {
+        self.selector = Some(s);
+        self
+    }
+
+    /// The source for a request with `form` (`step_ms`: the range step, or 0).
+    pub(crate) fn source_for(
+        &self,
+        form: &params::Form,
+        step_ms: i64,
+    ) -> Result<Arc<dyn Queryable>> {
+        match &self.selector {
+            None => Ok(self.queryable.clone()),
+            Some(s) => s.source(&SourceParams::from_form(form, step_ms)?),
+        }
+    }
+
+    pub(crate) fn selector(&self) -> Option<&Arc<dyn SourceSelector>> {
+        self.selector.as_ref()
     }
 
     pub(crate) fn targets_source(&self) -> Option<&Arc<dyn TargetsSource>> {

@@ -21,6 +21,17 @@ pub(super) async fn series(state: ApiState, form: Form) -> Response {
     respond(series_impl(&state.0, &form).await)
 }
 
+/// `/api/v1/stores` (Thanos querier): the selector's endpoints by component type.
+pub(super) async fn stores(state: ApiState) -> Response {
+    respond(match state.0.selector().and_then(|s| s.stores_json()) {
+        Some(data) => Ok(Success::new(data)),
+        None => Err(Error::new(
+            crate::error::ErrorType::NotFound,
+            "this server has no StoreAPI endpoints",
+        )),
+    })
+}
+
 pub(super) async fn label_names(state: ApiState, form: Form) -> Response {
     respond(label_names_impl(&state.0, &form).await)
 }
@@ -48,6 +59,7 @@ async fn series_impl(api: &Api, form: &Form) -> Result<Success> {
     }
     let (start, end, limit) = range_and_limit(form)?;
     let sets = parse_matchers(&selectors).map_err(|e| Error::invalid_param("match[]", e))?;
+    let source = api.source_for(form, 0)?;
     let mut streams = Vec::with_capacity(sets.len());
     for matchers in sets {
         let mut req = SelectRequest::new(start, end, matchers);
@@ -58,7 +70,7 @@ async fn series_impl(api: &Api, form: &Form) -> Result<Success> {
             func: Some("series".into()),
             ..SelectHints::default()
         };
-        streams.push(api.queryable.select(&req).await.map_err(Error::storage)?);
+        streams.push(source.select(&req).await.map_err(Error::storage)?);
     }
     let mut stream = if streams.len() == 1 {
         streams.pop().unwrap_or_else(|| merge_streams(Vec::new()))
@@ -71,7 +83,11 @@ async fn series_impl(api: &Api, form: &Form) -> Result<Success> {
     let mut last: Option<Labels> = None;
     while let Some(frame) = stream.next().await {
         match frame.map_err(Error::storage)? {
-            Frame::Warning(w) => warnings.push(w),
+            Frame::Warning(w) => {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
             Frame::Series(s) => {
                 if last.as_ref() == Some(&s.labels) {
                     continue;
@@ -106,6 +122,7 @@ async fn label_lists(
     } else {
         parse_matchers(&selectors).map_err(Error::bad_data)?
     };
+    let source = api.source_for(form, 0)?;
     let mut all = Vec::new();
     let mut warnings = Vec::new();
     for matchers in sets {
@@ -121,8 +138,8 @@ async fn label_lists(
             },
         };
         let r = match name {
-            Some(n) => api.queryable.label_values(n, &req).await,
-            None => api.queryable.label_names(&req).await,
+            Some(n) => source.label_values(n, &req).await,
+            None => source.label_names(&req).await,
         }
         .map_err(Error::storage)?;
         all.extend(r.value);
@@ -130,6 +147,8 @@ async fn label_lists(
     }
     all.sort_unstable();
     all.dedup();
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
     Ok((all, warnings, limit))
 }
 

@@ -49,6 +49,7 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .route("/status/flags", get(status::flags))
         .route("/status/config", get(status::config))
         .route("/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/stores", get(meta::stores))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_ready));
     let mut r = Router::new()
         .nest("/api/v1", v1)

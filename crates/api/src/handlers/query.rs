@@ -73,9 +73,10 @@ async fn instant_query(api: &Api, form: &Form) -> Result<Success> {
     let opts = query_options(form)?;
     let q = form.value("query");
     check_query(q)?;
+    let source = api.source_for(form, 0)?;
     let res = api
         .engine
-        .instant_query(api.queryable.clone(), q, ts, &opts)
+        .instant_query(source, q, ts, &opts)
         .await
         .map_err(engine_error)?;
     Ok(query_success(res, limit))
@@ -97,9 +98,10 @@ async fn range_query(api: &Api, form: &Form) -> Result<Success> {
     let opts = query_options(form)?;
     let q = form.value("query");
     check_query(q)?;
+    let source = api.source_for(form, step_ms)?;
     let res = api
         .engine
-        .range_query(api.queryable.clone(), q, start, end, step_ms, &opts)
+        .range_query(source, q, start, end, step_ms, &opts)
         .await
         .map_err(engine_error)?;
     Ok(query_success(res, limit))
