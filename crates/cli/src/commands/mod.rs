@@ -1,7 +1,9 @@
 //! Subcommands.
 
+mod common;
 pub mod server;
 pub mod sidecar;
+pub mod store;
 pub mod tools;
 
 use clap::Subcommand;
@@ -14,6 +16,9 @@ pub enum Command {
     /// Runs beside a Prometheus: ships its blocks to object storage and serves its
     /// data over the StoreAPI (like `thanos sidecar`).
     Sidecar(sidecar::Config),
+    /// The store gateway: serves the blocks of a bucket over the StoreAPI
+    /// (like `thanos store`).
+    Store(store::Config),
     /// Tools for TSDB blocks (like `promtool tsdb`) and benchmarks.
     Tools(tools::Config),
 }
@@ -23,6 +28,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Server(c) => server::run(c).await,
         Command::Sidecar(c) => sidecar::run(c).await,
+        Command::Store(c) => store::run(c).await,
         Command::Tools(c) => tools::run(c).await,
     }
 }
