@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod common;
+pub mod query;
 pub mod server;
 pub mod sidecar;
 pub mod store;
@@ -11,6 +12,9 @@ use clap::Subcommand;
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The querier: PromQL and the Prometheus HTTP API over StoreAPI endpoints,
+    /// with replica dedup and partial response (like `thanos query`).
+    Query(query::Config),
     /// A Prometheus-compatible server over a directory of TSDB blocks.
     Server(server::Config),
     /// Runs beside a Prometheus: ships its blocks to object storage and serves its
@@ -26,6 +30,7 @@ pub enum Command {
 /// Runs a subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Query(c) => query::run(c).await,
         Command::Server(c) => server::run(c).await,
         Command::Sidecar(c) => sidecar::run(c).await,
         Command::Store(c) => store::run(c).await,

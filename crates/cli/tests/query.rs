@@ -1,0 +1,639 @@
+//! `strata query` end to end, with real processes on loopback: two `strata
+//! server` replicas (external labels `cluster`, `prometheus_replica`) scraping
+//! one target, a `strata sidecar` each, and the querier over the sidecars.
+//! Dedup equals one replica; `dedup=false` shows both; a replica killed and
+//! restarted leaves no gap and no double counting; failing endpoints give
+//! warnings (or errors with `partial_response=false`) quickly; an endpoint that
+//! is an HTTP server is logged and reported; a real Prometheus 2.42 behind a
+//! sidecar answers the same directly and through the querier.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api_util;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use strata_testkit::openmetrics::{generate, Options};
+use strata_testkit::{free_port, PrometheusProcess};
+
+use api_util::{get_json, strata};
+
+/// A `strata` subcommand, killed on drop.
+struct Proc {
+    child: Option<Child>,
+    args: Vec<String>,
+    http: String,
+    stderr_path: PathBuf,
+    _work: tempfile::TempDir,
+}
+
+impl Proc {
+    fn spawn(args: Vec<String>, http: String) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let stderr_path = work.path().join("stderr.log");
+        let mut p = Self {
+            child: None,
+            args,
+            http,
+            stderr_path,
+            _work: work,
+        };
+        p.start();
+        p
+    }
+
+    fn start(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .unwrap();
+        let child = Command::new(strata())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let url = format!("{}/-/ready", self.http);
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("{:?} exited with {st}:\n{}", self.args, self.stderr());
+            }
+            if ureq::get(&url).call().is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{:?} not ready:\n{}",
+                self.args,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL and reap.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM; the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "no exit:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `strata server` on a fixed port (so a restart keeps its address).
+fn server(dir: &Path, name: &str, config: &str) -> Proc {
+    let cfg = dir.join(format!("{name}.yml"));
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    Proc::spawn(
+        vec![
+            "server".into(),
+            format!("--config.file={}", cfg.display()),
+            format!("--storage.tsdb.path={}", dir.join(name).display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--storage.tsdb.min-block-duration=2h".into(),
+            "--storage.tsdb.max-block-duration=2h".into(),
+        ],
+        format!("http://127.0.0.1:{port}"),
+    )
+}
+
+/// `strata sidecar` beside the server at `prom_url`; returns it and its gRPC address.
+fn sidecar(dir: &Path, prom_url: &str, tsdb: &Path) -> (Proc, String) {
+    let (http, grpc) = (free_port(), free_port());
+    let objstore = format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.join("bucket").display()
+    );
+    let p = Proc::spawn(
+        vec![
+            "sidecar".into(),
+            format!("--prometheus.url={prom_url}"),
+            format!("--tsdb.path={}", tsdb.display()),
+            format!("--http-address=127.0.0.1:{http}"),
+            format!("--grpc-address=127.0.0.1:{grpc}"),
+            format!("--objstore.config={objstore}"),
+            "--prometheus.ready_timeout=20s".into(),
+        ],
+        format!("http://127.0.0.1:{http}"),
+    );
+    (p, format!("127.0.0.1:{grpc}"))
+}
+
+/// `strata query` over `endpoints`; returns it and its gRPC address.
+fn querier(endpoints: &[String], extra: &[&str]) -> (Proc, String) {
+    let (http, grpc) = (free_port(), free_port());
+    let mut args = vec![
+        "query".to_string(),
+        format!("--http-address=127.0.0.1:{http}"),
+        format!("--grpc-address=127.0.0.1:{grpc}"),
+        "--endpoint.refresh-interval=1s".into(),
+        "--query.timeout=20s".into(),
+    ];
+    args.extend(endpoints.iter().map(|e| format!("--endpoint={e}")));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    (
+        Proc::spawn(args, format!("http://127.0.0.1:{http}")),
+        format!("127.0.0.1:{grpc}"),
+    )
+}
+
+/// A scrape target: `test_requests_total` grows by 10/s of wall time (the same
+/// for every scraper), `test_gauge` is 42. Serves until the test process ends.
+fn metrics_target() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let v = now_ms() / 100;
+            let body = format!(
+                "# TYPE test_requests_total counter\ntest_requests_total {v}\n# TYPE test_gauge gauge\ntest_gauge 42\n"
+            );
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+fn replica_config(target: &str, replica: &str) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels:\n    cluster: c1\n    prometheus_replica: {replica}\nscrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: ['{target}']\n"
+    )
+}
+
+/// An instant query; the whole answer and how long it took.
+fn query(base: &str, q: &str, t_ms: i64, extra: &[(&str, &str)]) -> (u16, Value, Duration) {
+    let t = secs(t_ms);
+    let mut params = vec![("query", q), ("time", t.as_str())];
+    params.extend_from_slice(extra);
+    let start = Instant::now();
+    let (code, v) = get_json(base, "/api/v1/query", &params);
+    (code, v, start.elapsed())
+}
+
+/// The only sample value of a successful vector answer.
+fn scalar(v: &Value) -> f64 {
+    let r = v["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(r.len(), 1, "{v}");
+    r[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+fn warnings(v: &Value) -> Vec<String> {
+    v["warnings"]
+        .as_array()
+        .map(|a| a.iter().map(|w| w.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `/api/v1/stores` shows `n` healthy endpoints.
+fn wait_stores(base: &str, n: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = get_json(base, "/api/v1/stores", &[]);
+        let healthy = v["data"]
+            .as_object()
+            .map(|o| {
+                o.values()
+                    .flat_map(|a| a.as_array().unwrap().iter())
+                    .filter(|e| e["lastError"].is_null())
+                    .count()
+            })
+            .unwrap_or(0);
+        if healthy >= n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "stores not healthy: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until `q` (instant, now) through `base` returns a value >= `min`.
+fn wait_value(base: &str, q: &str, min: f64, extra: &[(&str, &str)]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v, _) = query(base, q, now_ms(), extra);
+        let got = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse::<f64>().ok());
+        if got.is_some_and(|g| g >= min) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{q} never reached {min}: {v}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn close(a: f64, b: f64, rel: f64) -> bool {
+    (a - b).abs() <= rel * a.abs().max(b.abs())
+}
+
+#[test]
+fn dedups_replicas_without_gaps_or_double_counting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = metrics_target();
+    let mut a = server(tmp.path(), "a", &replica_config(&target, "A"));
+    let b = server(tmp.path(), "b", &replica_config(&target, "B"));
+    let (_sa, ga) = sidecar(tmp.path(), &a.http, &tmp.path().join("a"));
+    let (_sb, gb) = sidecar(tmp.path(), &b.http, &tmp.path().join("b"));
+    let (q, q_grpc) = querier(
+        &[ga.clone(), gb.clone()],
+        &["--query.replica-label=prometheus_replica"],
+    );
+    let stores = wait_stores(&q.http, 2);
+    let sidecars = stores["data"]["sidecar"].as_array().unwrap();
+    let mut names: Vec<&str> = sidecars
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    let mut want = vec![ga.as_str(), gb.as_str()];
+    want.sort_unstable();
+    assert_eq!(names, want, "{stores}");
+    for s in sidecars {
+        assert_eq!(s["labelSets"][0]["cluster"], "c1", "{s}");
+        assert!(s["lastCheck"].as_str().unwrap().ends_with('Z'), "{s}");
+        assert!(s["minTime"].is_i64() && s["maxTime"].is_i64(), "{s}");
+    }
+    wait_value(&q.http, "count_over_time(test_gauge[1m])", 5.0, &[]);
+    let t0 = now_ms();
+
+    // Both replicas up: dedup equals one replica.
+    let t = now_ms() - 2000;
+    let (code, v, _) = query(&q.http, "test_gauge", t, &[]);
+    assert_eq!(code, 200, "{v}");
+    let r = v["data"]["result"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{v}");
+    assert_eq!(r[0]["metric"]["cluster"], "c1");
+    assert!(r[0]["metric"].get("prometheus_replica").is_none(), "{v}");
+    let (_, v, _) = query(&q.http, "test_gauge", t, &[("dedup", "false")]);
+    let mut replicas: Vec<&str> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metric"]["prometheus_replica"].as_str().unwrap())
+        .collect();
+    replicas.sort_unstable();
+    assert_eq!(replicas, ["A", "B"], "{v}");
+    let (_, v, _) = query(&q.http, "count(test_gauge)", t, &[]);
+    assert_eq!(scalar(&v), 1.0);
+    let rate = "sum(rate(test_requests_total[5s]))";
+    let (_, mine, _) = query(&q.http, rate, t, &[]);
+    let (_, theirs, _) = query(&a.http, rate, t, &[]);
+    let (m, th) = (scalar(&mine), scalar(&theirs));
+    assert!(
+        close(m, th, 0.2) && close(m, 10.0, 0.2),
+        "querier {m} vs replica {th}"
+    );
+    let (_, both, _) = query(&q.http, rate, t, &[("dedup", "false")]);
+    assert!(close(scalar(&both), 2.0 * th, 0.2), "{both}");
+    // replicaLabels[] overrides the flag; an unknown one is a warning.
+    let (_, v, _) = query(
+        &q.http,
+        "count(test_gauge)",
+        t,
+        &[("replicaLabels[]", "nope")],
+    );
+    assert_eq!(scalar(&v), 2.0, "{v}");
+    assert!(warnings(&v).iter().any(|w| w.contains("\"nope\"")), "{v}");
+    assert!(q.stderr().contains("nope"), "{}", q.stderr());
+    // A querier stacked on this one deduplicates the same way.
+    let (q2, _) = querier(&[q_grpc], &["--query.replica-label=prometheus_replica"]);
+    wait_stores(&q2.http, 1);
+    let (_, v, _) = query(&q2.http, rate, t, &[]);
+    assert!(close(scalar(&v), m, 1e-9), "{v} vs {m}");
+    let (_, v, _) = query(&q2.http, "count(test_gauge)", t, &[("dedup", "false")]);
+    assert_eq!(scalar(&v), 2.0, "{v}");
+    drop(q2);
+
+    // Replica A down for several scrape intervals, then back.
+    a.kill();
+    let down_from = now_ms();
+    std::thread::sleep(Duration::from_secs(6));
+    let down_to = now_ms();
+    a.start();
+    wait_value(&a.http, "count_over_time(test_gauge[3s])", 2.0, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let end = now_ms() - 1500;
+    let (start, step) = (t0 - 3000, 1000);
+    let range = |base: &str, q: &str, extra: &[(&str, &str)]| {
+        let (s, e) = (secs(start), secs(end));
+        let mut p = vec![
+            ("query", q),
+            ("start", s.as_str()),
+            ("end", e.as_str()),
+            ("step", "1"),
+        ];
+        p.extend_from_slice(extra);
+        get_json(base, "/api/v1/query_range", &p).1
+    };
+    let steps = ((end - start) / step + 1) as usize;
+    let gap = "count_over_time(test_gauge[2s])";
+    // Replica A alone has the gap...
+    let v = range(&a.http, gap, &[]);
+    let a_points = v["data"]["result"][0]["values"].as_array().unwrap().len();
+    assert!(
+        a_points + 3 <= steps,
+        "replica A shows no gap: {a_points} of {steps}"
+    );
+    // ...the deduplicated series has none.
+    let v = range(&q.http, gap, &[]);
+    let r = v["data"]["result"].as_array().unwrap();
+    assert_eq!(r.len(), 1, "{v}");
+    let pts = r[0]["values"].as_array().unwrap();
+    assert_eq!(
+        pts.len(),
+        steps,
+        "gap in the deduplicated series (A down {down_from}..{down_to}): {v}"
+    );
+    // No double counting: increase over the outage matches replica B's, and no
+    // replica switch looks like a counter reset.
+    let window = (end - (down_from - 3000)) / 1000;
+    let inc = format!("sum(increase(test_requests_total[{window}s]))");
+    let (_, mine, _) = query(&q.http, &inc, end, &[]);
+    let (_, theirs, _) = query(&b.http, &inc, end, &[]);
+    let (m, th) = (scalar(&mine), scalar(&theirs));
+    assert!(close(m, th, 0.1), "increase: querier {m} vs replica B {th}");
+    assert!(
+        close(m, 10.0 * window as f64, 0.15),
+        "increase {m} over {window}s"
+    );
+    let res = format!("sum(resets(test_requests_total[{window}s]))");
+    let (_, v, _) = query(&q.http, &res, end, &[]);
+    assert_eq!(scalar(&v), 0.0, "{v}");
+}
+
+#[test]
+fn failing_endpoints_give_warnings_or_errors_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = metrics_target();
+    let s = server(tmp.path(), "a", &replica_config(&target, "A"));
+    let (mut sc, g) = sidecar(tmp.path(), &s.http, &tmp.path().join("a"));
+    // An HTTP/1 server (the scrape target) and a port nobody listens on.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let (q, _) = querier(
+        &[g.clone(), target.clone(), dead.clone()],
+        &["--query.replica-label=prometheus_replica"],
+    );
+    wait_stores(&q.http, 1);
+    wait_value(&q.http, "count_over_time(test_gauge[1m])", 2.0, &[]);
+    let t = now_ms() - 1000;
+
+    let (code, v, took) = query(&q.http, "test_gauge", t, &[]);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(scalar(&v), 42.0);
+    let w = warnings(&v);
+    assert!(w.iter().any(|w| w.contains(&target)), "{v}");
+    assert!(w.iter().any(|w| w.contains(&dead)), "{v}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let log = q.stderr();
+    assert!(
+        log.contains(&target) && log.contains("unhealthy"),
+        "no log line about the HTTP endpoint:\n{log}"
+    );
+    let (code, v, took) = query(&q.http, "test_gauge", t, &[("partial_response", "false")]);
+    assert!(code >= 400, "{code} {v}");
+    assert_eq!(v["status"], "error", "{v}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Label calls report the same.
+    let (code, v) = get_json(&q.http, "/api/v1/labels", &[]);
+    assert_eq!(code, 200, "{v}");
+    assert!(
+        v["data"].as_array().unwrap().iter().any(|n| n == "cluster"),
+        "{v}"
+    );
+    assert!(warnings(&v).iter().any(|w| w.contains(&dead)), "{v}");
+    // Only the good endpoint selected: no warnings.
+    let sm = format!("{{__address__=\"{g}\"}}");
+    let (_, v, _) = query(&q.http, "test_gauge", t, &[("storeMatch[]", &sm)]);
+    assert_eq!(scalar(&v), 42.0);
+    assert!(warnings(&v).is_empty(), "{v}");
+
+    // The sidecar dies: a warning (before and after the querier notices), or an
+    // error, within seconds.
+    sc.kill();
+    for _ in 0..2 {
+        let (code, v, took) = query(&q.http, "test_gauge", t, &[("storeMatch[]", &sm)]);
+        assert_eq!(code, 200, "{v}");
+        assert!(v["data"]["result"].as_array().unwrap().is_empty(), "{v}");
+        assert!(warnings(&v).iter().any(|w| w.contains(&g)), "{v}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let (code, v, took) = query(
+            &q.http,
+            "test_gauge",
+            t,
+            &[("storeMatch[]", &sm), ("partial_response", "false")],
+        );
+        assert!(code >= 400, "{code} {v}");
+        assert!(v["error"].as_str().unwrap().contains(&g), "{v}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    // Bad queries are errors, not panics; the querier stays up.
+    let (code, v, _) = query(&q.http, "sum(", t, &[]);
+    assert_eq!(code, 400, "{v}");
+    let (code, v, _) = query(&q.http, "up", t, &[("max_source_resolution", "-1s")]);
+    assert_eq!(code, 400, "{v}");
+    let mut q = q;
+    assert!(q.terminate().success(), "{}", q.stderr());
+}
+
+/// Prometheus 2.42 with backfilled blocks and external labels, a sidecar, and
+/// the querier: the same answers (external labels aside).
+#[test]
+fn answers_like_prometheus_on_its_blocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("prom");
+    let start_secs = 1_704_067_200;
+    let input = tmp.path().join("in.om.txt");
+    std::fs::write(
+        &input,
+        generate(&Options {
+            start_secs,
+            duration_secs: 3 * 3600,
+            step_ms: 30_000,
+            series: 5,
+            seed: 7,
+        }),
+    )
+    .unwrap();
+    let out = tmp.path().join("blocks");
+    strata_testkit::promtool_create_blocks(&input, &out, None);
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(&out).unwrap() {
+        let e = e.unwrap();
+        strata_testkit::copy_dir(&e.path(), &data.join(e.file_name()));
+    }
+    let config = "global:\n  scrape_interval: 1h\n  external_labels:\n    cluster: compat\n    prometheus_replica: r0\nscrape_configs: []\n";
+    let p = PrometheusProcess::start_with_config(
+        &data,
+        config,
+        &[
+            "--storage.tsdb.min-block-duration=2h",
+            "--storage.tsdb.max-block-duration=2h",
+            "--storage.tsdb.retention.time=100y",
+        ],
+    );
+    let (sc_http, sc_grpc) = (free_port(), free_port());
+    let _sc = Proc::spawn(
+        vec![
+            "sidecar".into(),
+            format!("--prometheus.url={}", p.url()),
+            format!("--tsdb.path={}", data.display()),
+            format!("--http-address=127.0.0.1:{sc_http}"),
+            format!("--grpc-address=127.0.0.1:{sc_grpc}"),
+            "--prometheus.ready_timeout=20s".into(),
+        ],
+        format!("http://127.0.0.1:{sc_http}"),
+    );
+    let (q, _) = querier(
+        &[format!("127.0.0.1:{sc_grpc}")],
+        &["--query.replica-label=prometheus_replica"],
+    );
+    wait_stores(&q.http, 1);
+
+    let strip = |v: &Value| -> BTreeMap<String, Vec<(f64, f64)>> {
+        assert_eq!(v["status"], "success", "{v}");
+        let mut out = BTreeMap::new();
+        for r in v["data"]["result"].as_array().unwrap() {
+            let mut m: BTreeMap<String, String> =
+                serde_json::from_value(r["metric"].clone()).unwrap();
+            m.remove("cluster");
+            m.remove("prometheus_replica");
+            let pts: Vec<Value> = match r.get("values") {
+                Some(vs) => vs.as_array().unwrap().clone(),
+                None => vec![r["value"].clone()],
+            };
+            let pts = pts
+                .iter()
+                .map(|p| {
+                    (
+                        p[0].as_f64().unwrap(),
+                        p[1].as_str().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            out.insert(format!("{m:?}"), pts);
+        }
+        out
+    };
+    let same = |a: &BTreeMap<String, Vec<(f64, f64)>>,
+                b: &BTreeMap<String, Vec<(f64, f64)>>,
+                what: &str| {
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{what}"
+        );
+        for (k, pa) in a {
+            let pb = &b[k];
+            assert_eq!(pa.len(), pb.len(), "{what} {k}");
+            for ((ta, va), (tb, vb)) in pa.iter().zip(pb) {
+                assert_eq!(ta, tb, "{what} {k}");
+                assert!(
+                    va == vb
+                        || (va - vb).abs() <= 1e-9 * va.abs().max(1.0)
+                        || (va.is_nan() && vb.is_nan()),
+                    "{what} {k} at {ta}: {va} vs {vb}"
+                );
+            }
+        }
+    };
+    let t = (start_secs + 2 * 3600 + 17) as f64;
+    let mut nonempty = 0;
+    for promql in [
+        "requests_total",
+        "sum by (job) (rate(requests_total[5m]))",
+        "cpu_seconds_total",
+        "count({__name__=~\".+\"})",
+        "max_over_time(requests_total[10m])",
+    ] {
+        let theirs = strip(&p.query(promql, t));
+        let (_, mine, _) = query(&q.http, promql, (t * 1000.0) as i64, &[]);
+        same(&theirs, &strip(&mine), promql);
+        nonempty += usize::from(!theirs.is_empty());
+        let (s, e) = (t - 3600.0, t + 1800.0);
+        let theirs = strip(&p.query_range(promql, s, e, 60.0));
+        let (_, mine) = get_json(
+            &q.http,
+            "/api/v1/query_range",
+            &[
+                ("query", promql),
+                ("start", &s.to_string()),
+                ("end", &e.to_string()),
+                ("step", "60"),
+            ],
+        );
+        same(&theirs, &strip(&mine), promql);
+    }
+    assert!(nonempty >= 4, "queries returned no data");
+}
