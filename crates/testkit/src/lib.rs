@@ -21,11 +21,14 @@
 //! Key items: [`shared_dir`], [`fixtures_dir`], [`copy_dir`], [`read_gz`],
 //! [`peer_binary`], [`free_port`], [`run_output`], [`PrometheusProcess`],
 //! [`promtool::dump`], [`promtool::create_blocks`], [`promtool::analyze`],
-//! [`promtool::list`], [`openmetrics::generate`].
+//! [`promtool::list`], [`openmetrics::generate`], [`GarageProcess`] (a real S3
+//! server), [`faultproxy::FaultProxy`].
 
 pub mod acceptance;
 mod diff;
+pub mod faultproxy;
 mod fs;
+pub mod garage;
 pub mod mem;
 pub mod openmetrics;
 mod peer;
@@ -35,6 +38,7 @@ pub mod promtool;
 pub use acceptance::queryable_acceptance;
 pub use diff::assert_same_text;
 pub use fs::{copy_dir, fixtures_dir, read_gz, read_gz_string, shared_dir, SHARED_DIR_ENV};
+pub use garage::{GarageProcess, GARAGE_INSTALL_HINT};
 pub use mem::MemQueryable;
 pub use peer::{free_port, peer_binary, run_output, run_stdout, PEER_INSTALL_HINT};
 pub use prometheus::PrometheusProcess;
