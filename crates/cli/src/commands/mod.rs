@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod common;
+pub mod demo;
 pub mod query;
 pub mod server;
 pub mod sidecar;
@@ -12,6 +13,10 @@ use clap::Subcommand;
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole stack on this machine in one command: two replicas with
+    /// sidecars, a local-filesystem bucket, a store gateway and a deduplicating
+    /// querier.
+    Demo(demo::Config),
     /// The querier: PromQL and the Prometheus HTTP API over StoreAPI endpoints,
     /// with replica dedup and partial response (like `thanos query`).
     Query(query::Config),
@@ -30,6 +35,7 @@ pub enum Command {
 /// Runs a subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Demo(c) => demo::run(c).await,
         Command::Query(c) => query::run(c).await,
         Command::Server(c) => server::run(c).await,
         Command::Sidecar(c) => sidecar::run(c).await,

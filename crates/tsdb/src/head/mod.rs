@@ -452,12 +452,15 @@ impl Head {
             }
         }
         series.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut syms: Vec<&str> = series
+        // Unique symbols first (a set of distinct strings, not one entry per label
+        // of every series): compaction runs while ingest goes on, so its transient
+        // memory adds to the peak.
+        let unique: std::collections::HashSet<&str> = series
             .iter()
             .flat_map(|(l, _)| l.iter().flat_map(|x| [x.name.as_str(), x.value.as_str()]))
             .collect();
+        let mut syms: Vec<&str> = unique.into_iter().collect();
         syms.sort_unstable();
-        syms.dedup();
         let mut w =
             crate::block::BlockWriter::create(dest, crate::block::BlockWriterOptions::default())?;
         w.add_symbols(syms.iter().copied())?;
