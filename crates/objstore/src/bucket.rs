@@ -103,6 +103,21 @@ fn parse_key(key: &str) -> Attempt<Path> {
     Path::parse(key.trim_matches('/')).map_err(|e| Failure::Invalid(format!("invalid key: {e}")))
 }
 
+/// Whether a store error that `object_store` left generic (its S3 list and
+/// multipart paths do) carries an HTTP 401 or 403 from the server.
+fn denied_status(e: &object_store::Error) -> bool {
+    if !matches!(e, object_store::Error::Generic { .. }) {
+        return false;
+    }
+    let mut msg = e.to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        msg.push_str(&c.to_string());
+        cur = c.source();
+    }
+    msg.contains("403 Forbidden") || msg.contains("401 Unauthorized")
+}
+
 impl Bucket {
     /// Wraps `store`; `name` is the `bucket` metric label. Registers Thanos'
     /// bucket metrics in `registry`.
@@ -164,6 +179,12 @@ impl Bucket {
                 source @ (object_store::Error::PermissionDenied { .. }
                 | object_store::Error::Unauthenticated { .. }),
             ) => Error::AccessDenied {
+                bucket,
+                operation,
+                key,
+                source: Box::new(source),
+            },
+            Failure::Store(source) if denied_status(&source) => Error::AccessDenied {
                 bucket,
                 operation,
                 key,
