@@ -375,7 +375,7 @@ async fn start_all(
 
 fn print_banner(c: &Config, dir: &Path) {
     let url = format!("http://{}", c.http_address);
-    let q = "sum by (instance) (rate(prometheus_tsdb_head_samples_appended_total[1m]))";
+    let q = "sum by (instance) (rate(prometheus_http_requests_total[1m]))";
     let enc: String = form_encode(q);
     out("");
     out("Strata demo is running: two replicas, their sidecars, a store gateway and a querier.");

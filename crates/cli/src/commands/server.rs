@@ -345,6 +345,21 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", c.listen_address))?;
     info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "listening");
 
+    // Head gauges and the appended-samples counter follow the head every second
+    // (the maintenance loop runs only once a minute).
+    {
+        let hm = head_metrics.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => hm.update(),
+                }
+            }
+        });
+    }
     let maintenance = tokio::spawn(maintenance_loop(
         storage.clone(),
         retention_ms,
