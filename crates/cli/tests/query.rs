@@ -162,6 +162,28 @@ fn sidecar(dir: &Path, prom_url: &str, tsdb: &Path) -> (Proc, String) {
     (p, format!("127.0.0.1:{grpc}"))
 }
 
+/// `strata store` (the gateway) over the test bucket; returns it and its gRPC
+/// address.
+fn store_gateway(dir: &Path) -> (Proc, String) {
+    let (http, grpc) = (free_port(), free_port());
+    let objstore = format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.join("bucket").display()
+    );
+    std::fs::create_dir_all(dir.join("bucket")).unwrap();
+    let p = Proc::spawn(
+        vec![
+            "store".into(),
+            format!("--data-dir={}", dir.join("store").display()),
+            format!("--objstore.config={objstore}"),
+            format!("--http-address=127.0.0.1:{http}"),
+            format!("--grpc-address=127.0.0.1:{grpc}"),
+        ],
+        format!("http://127.0.0.1:{http}"),
+    );
+    (p, format!("127.0.0.1:{grpc}"))
+}
+
 /// `strata query` over `endpoints`; returns it and its gRPC address.
 fn querier(endpoints: &[String], extra: &[&str]) -> (Proc, String) {
     let (http, grpc) = (free_port(), free_port());
@@ -304,11 +326,17 @@ fn dedups_replicas_without_gaps_or_double_counting() {
     let b = server(tmp.path(), "b", &replica_config(&target, "B"));
     let (_sa, ga) = sidecar(tmp.path(), &a.http, &tmp.path().join("a"));
     let (_sb, gb) = sidecar(tmp.path(), &b.http, &tmp.path().join("b"));
+    let (_gw, g_store) = store_gateway(tmp.path());
     let (q, q_grpc) = querier(
-        &[ga.clone(), gb.clone()],
+        &[ga.clone(), gb.clone(), g_store.clone()],
         &["--query.replica-label=prometheus_replica"],
     );
-    let stores = wait_stores(&q.http, 2);
+    let stores = wait_stores(&q.http, 3);
+    assert_eq!(
+        stores["data"]["store"][0]["name"],
+        g_store.as_str(),
+        "{stores}"
+    );
     let sidecars = stores["data"]["sidecar"].as_array().unwrap();
     let mut names: Vec<&str> = sidecars
         .iter()
@@ -323,7 +351,7 @@ fn dedups_replicas_without_gaps_or_double_counting() {
         assert!(s["lastCheck"].as_str().unwrap().ends_with('Z'), "{s}");
         assert!(s["minTime"].is_i64() && s["maxTime"].is_i64(), "{s}");
     }
-    wait_value(&q.http, "count_over_time(test_gauge[1m])", 5.0, &[]);
+    wait_value(&q.http, "count_over_time(test_gauge[1m])", 10.0, &[]);
     let t0 = now_ms();
 
     // Both replicas up: dedup equals one replica.

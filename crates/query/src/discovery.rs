@@ -454,7 +454,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("b.yml"), "- targets: ['dns+localhost:3']\n").unwrap();
         let pat = dir.path().join("*").display().to_string();
-        let got = read_sd_files(&[pat.clone()]).unwrap();
+        let got = read_sd_files(std::slice::from_ref(&pat)).unwrap();
         assert_eq!(got.len(), 3);
         assert!(got.contains(&EndpointSpec::Dns {
             host: "localhost".into(),

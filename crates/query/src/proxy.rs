@@ -77,7 +77,7 @@ fn endpoint_error(addr: &str, e: impl std::fmt::Display) -> String {
 }
 
 enum Pick {
-    Call(EndpointStatus),
+    Call(Box<EndpointStatus>),
     Unready(String),
 }
 
@@ -115,7 +115,7 @@ impl Proxy {
                 debug!(address = %e.addr, "pruned: external labels");
                 continue;
             }
-            out.push(Pick::Call(e));
+            out.push(Pick::Call(Box::new(e)));
         }
         out
     }
