@@ -17,6 +17,7 @@ use strata_storage::{
 };
 use tracing::debug;
 
+use crate::discovery::EndpointSpec;
 use crate::endpoints::{EndpointSet, EndpointStatus};
 
 /// Per-request behaviour of a [`Proxy`].
@@ -99,6 +100,12 @@ impl Proxy {
                 continue;
             }
             let Some(info) = &e.info else {
+                // Addresses the user typed are reported; DNS-discovered ones that
+                // never answered (e.g. an AAAA record nobody listens on) are only
+                // logged by the endpoint set.
+                if !matches!(e.spec, EndpointSpec::Static(_)) {
+                    continue;
+                }
                 let why = e.last_error.clone().unwrap_or_default();
                 out.push(Pick::Unready(endpoint_error(
                     &e.addr,

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,12 +31,14 @@ struct Src {
     ext: Labels,
     selects: Arc<AtomicUsize>,
     hang: bool,
+    max_res: Arc<AtomicI64>,
 }
 
 #[async_trait]
 impl Queryable for Src {
     async fn select(&self, req: &SelectRequest) -> Result<ChunkSeriesStream> {
         self.selects.fetch_add(1, Ordering::SeqCst);
+        self.max_res.store(req.max_resolution_ms, Ordering::SeqCst);
         if self.hang {
             futures::future::pending::<()>().await;
         }
@@ -64,7 +66,7 @@ async fn endpoint(
     gap: std::ops::Range<i64>,
     hang: bool,
     stop: &CancellationToken,
-) -> (String, Arc<AtomicUsize>) {
+) -> (String, Arc<AtomicUsize>, Arc<AtomicI64>) {
     let ext = Labels::from_pairs([("cluster", cluster), ("replica", replica)]);
     let labels = Labels::from_pairs([
         ("__name__", "up"),
@@ -78,11 +80,13 @@ async fn endpoint(
         .map(|t| Sample { t, v: 1.0 })
         .collect();
     let selects = Arc::new(AtomicUsize::new(0));
+    let max_res = Arc::new(AtomicI64::new(-1));
     let src = Src {
         mem: MemQueryable::from_series(vec![(labels, samples)]),
         ext,
         selects: selects.clone(),
         hang,
+        max_res: max_res.clone(),
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -93,7 +97,7 @@ async fn endpoint(
         ServerOptions::new(ComponentType::Sidecar),
         async move { stop.cancelled().await },
     ));
-    (addr, selects)
+    (addr, selects, max_res)
 }
 
 async fn querier(addrs: &[&str], opts: QuerierOptions) -> Querier {
@@ -145,9 +149,9 @@ fn opts() -> QuerierOptions {
 #[tokio::test]
 async fn dedups_across_endpoints_and_prunes_without_calling() {
     let stop = CancellationToken::new();
-    let (a, _) = endpoint("c1", "A", 5000..12_000, false, &stop).await;
-    let (b, _) = endpoint("c1", "B", 0..0, false, &stop).await;
-    let (other, other_calls) = endpoint("c2", "A", 0..0, false, &stop).await;
+    let (a, _, _) = endpoint("c1", "A", 5000..12_000, false, &stop).await;
+    let (b, _, b_res) = endpoint("c1", "B", 0..0, false, &stop).await;
+    let (other, other_calls, _) = endpoint("c2", "A", 0..0, false, &stop).await;
     let q = querier(&[&a, &b, &other], opts()).await;
 
     let src = q.source(&SourceParams::default()).unwrap();
@@ -214,6 +218,26 @@ async fn dedups_across_endpoints_and_prunes_without_calling() {
         .unwrap();
     assert_eq!(names.value, ["__name__", "cluster", "job"]);
 
+    // max_source_resolution reaches the stores: as given, or step/5 for auto.
+    let p = SourceParams {
+        max_source_resolution: Some(strata_api::MaxSourceResolution::Auto),
+        step_ms: 300_000,
+        store_matchers: vec![vec![Matcher::equal("__address__", b.as_str())]],
+        ..SourceParams::default()
+    };
+    select_up(q.source(&p).unwrap().as_ref(), vec![], 0)
+        .await
+        .unwrap();
+    assert_eq!(b_res.load(Ordering::SeqCst), 60_000);
+    let p = SourceParams {
+        max_source_resolution: Some(strata_api::MaxSourceResolution::Ms(3_600_000)),
+        ..p
+    };
+    select_up(q.source(&p).unwrap().as_ref(), vec![], 0)
+        .await
+        .unwrap();
+    assert_eq!(b_res.load(Ordering::SeqCst), 3_600_000);
+
     let json: serde_json::Value = serde_json::from_str(&q.stores_json().unwrap()).unwrap();
     assert_eq!(json["sidecar"].as_array().unwrap().len(), 3, "{json}");
     assert_eq!(json["sidecar"][0]["minTime"], 0);
@@ -224,8 +248,8 @@ async fn dedups_across_endpoints_and_prunes_without_calling() {
 #[tokio::test]
 async fn dead_and_hanging_endpoints_become_warnings_within_the_deadline() {
     let stop = CancellationToken::new();
-    let (good, _) = endpoint("c1", "A", 0..0, false, &stop).await;
-    let (hang, hang_calls) = endpoint("c1", "B", 0..0, true, &stop).await;
+    let (good, _, _) = endpoint("c1", "A", 0..0, false, &stop).await;
+    let (hang, hang_calls, _) = endpoint("c1", "B", 0..0, true, &stop).await;
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
@@ -272,6 +296,50 @@ async fn dead_and_hanging_endpoints_become_warnings_within_the_deadline() {
     let (series, w) = select_up(q.source(&only_good).unwrap().as_ref(), vec![], 0)
         .await
         .unwrap();
+    assert_eq!(series.len(), 1);
+    assert!(w.is_empty(), "{w:?}");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn file_sd_and_dns_endpoints_follow_their_sources() {
+    let stop = CancellationToken::new();
+    let (a, _, _) = endpoint("c1", "A", 0..0, false, &stop).await;
+    let (b, _, _) = endpoint("c1", "B", 0..0, false, &stop).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stores.json");
+    std::fs::write(&file, format!(r#"[{{"targets":["{a}"]}}]"#)).unwrap();
+    let port_b = b.rsplit_once(':').unwrap().1;
+    let set = EndpointSet::new(
+        EndpointSetOptions {
+            specs: vec![EndpointSpec::parse(&format!("dns+localhost:{port_b}")).unwrap()],
+            sd_files: vec![dir.path().join("*.json").display().to_string()],
+            sd_interval: Duration::ZERO,
+            ..EndpointSetOptions::default()
+        },
+        Arc::new(SystemResolver::default()),
+    );
+    set.refresh().await;
+    let healthy: Vec<String> = set
+        .statuses()
+        .into_iter()
+        .filter(|s| s.healthy())
+        .map(|s| s.addr)
+        .collect();
+    assert!(healthy.contains(&a), "{healthy:?}");
+    assert!(
+        healthy.contains(&format!("127.0.0.1:{port_b}")),
+        "{healthy:?}"
+    );
+    // The file changes: A leaves.
+    std::fs::write(&file, "[]").unwrap();
+    set.refresh().await;
+    assert!(set.statuses().iter().all(|s| s.addr != a));
+    // DNS-discovered addresses that never answer (::1 here, if localhost has it)
+    // are not reported to users.
+    let q = Querier::new(set, opts());
+    let src = q.source(&SourceParams::default()).unwrap();
+    let (series, w) = select_up(src.as_ref(), vec![], 0).await.unwrap();
     assert_eq!(series.len(), 1);
     assert!(w.is_empty(), "{w:?}");
     stop.cancel();
