@@ -110,15 +110,15 @@ async fn series(q: &dyn Queryable, req: &SelectRequest) -> Vec<(Labels, Vec<(i64
     let frames: Vec<Frame> = q.select(req).await.unwrap().try_collect().await.unwrap();
     frames
         .into_iter()
-        .filter_map(|f| match f {
-            Frame::Series(s) => Some((
+        .map(|f| match f {
+            Frame::Series(s) => (
                 s.labels.clone(),
                 s.collect_samples()
                     .unwrap()
                     .iter()
                     .map(|x| (x.t, x.v.to_bits()))
                     .collect(),
-            )),
+            ),
             Frame::Warning(w) => panic!("warning: {w}"),
         })
         .collect()

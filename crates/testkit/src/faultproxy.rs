@@ -143,11 +143,11 @@ fn decide(s: &Shared, n: u64) -> Option<FaultKind> {
     let (faults, rng) = &mut *g;
     let kind = match *faults {
         Faults::None => return None,
-        Faults::EveryNth(k, kind) => (k > 0 && n % k == 0).then_some(kind)?,
+        Faults::EveryNth(k, kind) => (k > 0 && n.is_multiple_of(k)).then_some(kind)?,
         Faults::Random(p, kind) => (rng.gen::<f64>() < p).then_some(kind)?,
     };
     Some(match kind {
-        FaultKind::Mixed if n % 2 == 0 => FaultKind::ServiceUnavailable,
+        FaultKind::Mixed if n.is_multiple_of(2) => FaultKind::ServiceUnavailable,
         FaultKind::Mixed => FaultKind::Reset,
         k => k,
     })
