@@ -32,8 +32,12 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log_level);
+    // A small blocking pool: filesystem object storage and block I/O run there,
+    // and every extra thread keeps its own allocator pages resident (a store
+    // gateway syncing 24 blocks grew 60 threads and 50 MiB with tokio's default).
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(cli.command.max_blocking_threads())
         .build()
     {
         Ok(rt) => rt,

@@ -32,6 +32,18 @@ pub enum Command {
     Tools(tools::Config),
 }
 
+impl Command {
+    /// Size of the runtime's blocking pool: the collector compacts, persists
+    /// blocks and serves the API beside ingest; the other components only do
+    /// filesystem I/O there, and each idle thread costs resident memory.
+    pub fn max_blocking_threads(&self) -> usize {
+        match self {
+            Command::Server(_) | Command::Tools(_) => 32,
+            _ => 4,
+        }
+    }
+}
+
 /// Runs a subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {

@@ -34,6 +34,9 @@ enum BenchCommand {
     Query(super::bench_query::QueryArgs),
     /// Remote-write ingest of `strata server` next to Prometheus with the same load.
     Ingest(super::bench_ingest::IngestArgs),
+    /// Store gateway memory, bucket bytes per query and latency through the
+    /// querier, next to Prometheus on the same blocks.
+    Store(super::bench_store::StoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +89,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         }
         BenchCommand::Ingest(a) => {
             tokio::task::spawn_blocking(move || super::bench_ingest::run(a)).await?
+        }
+        BenchCommand::Store(a) => {
+            tokio::task::spawn_blocking(move || super::bench_store::run(a)).await?
         }
     }
 }

@@ -43,6 +43,11 @@ impl Proc {
         bail!("{} did not become ready", p.url)
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Peak resident memory (VmHWM), KiB.
     pub(crate) fn peak_rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))

@@ -31,7 +31,7 @@ pub struct QueryArgs {
     dir: Option<PathBuf>,
 }
 
-const T0_MS: i64 = 1_700_000_000_000;
+pub(crate) const T0_MS: i64 = 1_700_000_000_000;
 
 fn out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");
@@ -85,7 +85,7 @@ fn series_set() -> Vec<(Labels, u8)> {
     v
 }
 
-fn write_blocks(dir: &Path, hours: i64) -> anyhow::Result<u64> {
+pub(crate) fn write_blocks(dir: &Path, hours: i64) -> anyhow::Result<u64> {
     let series = series_set();
     let mut syms: Vec<String> = series
         .iter()
@@ -128,7 +128,7 @@ fn start(cmd: &mut Command, port: u16) -> anyhow::Result<Proc> {
     Ok(Proc::start(cmd, port)?.0)
 }
 
-fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_dir(src: &Path, dst: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dst)?;
     for e in std::fs::read_dir(src)? {
         let e = e?;

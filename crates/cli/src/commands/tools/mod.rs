@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_ingest;
 mod bench_proc;
 mod bench_query;
+mod bench_store;
 pub mod tsdb;
 
 use clap::{Args, Subcommand};
