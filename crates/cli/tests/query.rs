@@ -665,3 +665,172 @@ fn answers_like_prometheus_on_its_blocks() {
     }
     assert!(nonempty >= 4, "queries returned no data");
 }
+
+/// Meta.json files under a FILESYSTEM bucket (one per uploaded block).
+fn bucket_blocks(bucket: &Path) -> usize {
+    std::fs::read_dir(bucket)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("meta.json").exists())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn local_blocks(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().join("meta.json").exists())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn history_is_seamless_across_sidecar_and_store_gateway() {
+    // 8h of history in 2h blocks. A replica (a real Prometheus 2.42) ships them
+    // all with its sidecar, then restarts with a 3h retention that deletes the
+    // old ones locally: recent data now comes from the sidecar, old data only
+    // from the store gateway, and the querier must answer like one Prometheus
+    // that holds everything.
+    let tmp = tempfile::tempdir().unwrap();
+    let start_secs = 1_704_067_200;
+    let input = tmp.path().join("in.om.txt");
+    std::fs::write(
+        &input,
+        generate(&Options {
+            start_secs,
+            duration_secs: 8 * 3600,
+            step_ms: 30_000,
+            series: 5,
+            seed: 11,
+        }),
+    )
+    .unwrap();
+    let blocks = tmp.path().join("blocks");
+    strata_testkit::promtool_create_blocks(&input, &blocks, None);
+    let replica = tmp.path().join("replica");
+    let oracle = tmp.path().join("oracle");
+    for e in std::fs::read_dir(&blocks).unwrap() {
+        let e = e.unwrap();
+        strata_testkit::copy_dir(&e.path(), &replica.join(e.file_name()));
+        strata_testkit::copy_dir(&e.path(), &oracle.join(e.file_name()));
+    }
+    let total = local_blocks(&replica);
+    assert!(total >= 4, "expected at least 4 blocks, got {total}");
+    let config = "global:\n  scrape_interval: 1h\n  external_labels:\n    cluster: hist\n    prometheus_replica: r0\nscrape_configs: []\n";
+    let start_replica = |retention: &str| {
+        PrometheusProcess::start_with_config(
+            &replica,
+            config,
+            &[
+                "--storage.tsdb.min-block-duration=2h",
+                "--storage.tsdb.max-block-duration=2h",
+                &format!("--storage.tsdb.retention.time={retention}"),
+            ],
+        )
+    };
+    let bucket = tmp.path().join("bucket");
+
+    // Phase 1: everything is shipped.
+    {
+        let srv = start_replica("100y");
+        let (mut sc, _) = sidecar(tmp.path(), &srv.url(), &replica);
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while bucket_blocks(&bucket) < total {
+            assert!(
+                Instant::now() < deadline,
+                "sidecar shipped {} of {total} blocks:\n{}",
+                bucket_blocks(&bucket),
+                sc.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(sc.terminate().success());
+        drop(srv);
+    }
+
+    // Phase 2: local retention shorter than the data.
+    let srv = start_replica("3h");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while local_blocks(&replica) >= total {
+        assert!(Instant::now() < deadline, "retention kept every block");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kept = local_blocks(&replica);
+    assert!(kept >= 1 && kept < total, "kept {kept} of {total}");
+    let (_sc, sc_grpc) = sidecar(tmp.path(), &srv.url(), &replica);
+    let (_sg, sg_grpc) = store_gateway(tmp.path());
+    let (q, _) = querier(
+        &[sc_grpc, sg_grpc],
+        &["--query.replica-label=prometheus_replica"],
+    );
+    wait_stores(&q.http, 2);
+    let prom = PrometheusProcess::start(&oracle, &["--storage.tsdb.retention.time=100y"]);
+
+    let flat = |v: &Value| -> BTreeMap<String, Vec<(f64, String)>> {
+        assert_eq!(v["status"], "success", "{v}");
+        let mut out = BTreeMap::new();
+        for r in v["data"]["result"].as_array().unwrap() {
+            let mut m: BTreeMap<String, String> =
+                serde_json::from_value(r["metric"].clone()).unwrap();
+            m.remove("cluster");
+            m.remove("prometheus_replica");
+            let pts = match r.get("values") {
+                Some(vs) => vs.as_array().unwrap().clone(),
+                None => vec![r["value"].clone()],
+            };
+            let pts = pts
+                .iter()
+                .map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().to_string()))
+                .collect();
+            out.insert(format!("{m:?}"), pts);
+        }
+        out
+    };
+    // Steps off the samples' timestamps, and functions whose 2.x and 3.x
+    // semantics agree (3.x windows are left-open, and its rate extrapolation
+    // differs near a counter's start): what is compared is the data.
+    let (s, e) = ((start_secs + 7) as f64, (start_secs + 8 * 3600) as f64);
+    for promql in [
+        "requests_total",
+        "sum by (job) (requests_total)",
+        "max_over_time(requests_total[10m])",
+        "count_over_time(cpu_seconds_total[10m])",
+    ] {
+        let theirs = flat(&prom.query_range(promql, s, e, 300.0));
+        let (code, mine) = get_json(
+            &q.http,
+            "/api/v1/query_range",
+            &[
+                ("query", promql),
+                ("start", &s.to_string()),
+                ("end", &e.to_string()),
+                ("step", "300"),
+            ],
+        );
+        assert_eq!(code, 200, "{mine}");
+        assert!(warnings(&mine).is_empty(), "{promql}: {mine}");
+        let mine = flat(&mine);
+        assert!(!theirs.is_empty(), "{promql}: no data in Prometheus");
+        assert_eq!(
+            theirs.keys().collect::<Vec<_>>(),
+            mine.keys().collect::<Vec<_>>(),
+            "{promql}"
+        );
+        for (k, pts) in &theirs {
+            let got = &mine[k];
+            // Every step over the whole 8h, old (bucket only) and recent alike.
+            assert_eq!(pts.len(), got.len(), "{promql} {k}: steps differ");
+            for ((ta, va), (tb, vb)) in pts.iter().zip(got) {
+                assert_eq!(ta, tb, "{promql} {k}");
+                let (fa, fb): (f64, f64) = (va.parse().unwrap(), vb.parse().unwrap());
+                assert!(
+                    va == vb || (fa - fb).abs() <= 1e-9 * fa.abs().max(1.0),
+                    "{promql} {k} at {ta}: prometheus {va}, strata {vb}"
+                );
+            }
+        }
+    }
+}

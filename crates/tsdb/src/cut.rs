@@ -116,6 +116,12 @@ impl ChunkCutter {
         })
     }
 
+    /// Time range of the open chunk, if it has samples.
+    pub fn open_range(&self) -> Option<(i64, i64)> {
+        let (a, mint, maxt) = self.cur.as_ref()?;
+        (a.num_samples() > 0).then_some((*mint, *maxt))
+    }
+
     /// Closed chunks and the open one.
     pub fn all_chunks(&self) -> Vec<ChunkMeta> {
         let mut v = self.done.clone();

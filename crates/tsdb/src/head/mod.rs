@@ -201,6 +201,15 @@ impl Index {
     }
 }
 
+/// Locks a series, recovering from a poisoned lock (the data stays consistent:
+/// appends never leave a series half-updated).
+fn lock_series(s: &Mutex<MemSeries>) -> std::sync::MutexGuard<'_, MemSeries> {
+    match s.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
 /// Shared head state.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -432,29 +441,28 @@ impl Head {
         mint: i64,
         maxt: i64,
     ) -> Result<Option<crate::meta::BlockMeta>> {
-        let mut series: Vec<(Labels, Vec<strata_storage::ChunkMeta>)> = Vec::new();
+        // Streamed: first the series with data in range (labels and a handle),
+        // sorted; then each series' chunks are copied just before they are
+        // written. Compaction runs while ingest goes on, so whatever it holds at
+        // once adds to the server's peak memory.
+        let in_range = |c: &strata_storage::ChunkMeta| c.min_time >= mint && c.max_time < maxt;
+        let mut series: Vec<(Labels, Arc<Mutex<MemSeries>>)> = Vec::new();
         {
             let idx = self.read_index();
             for s in idx.series.values() {
-                let s = match s.lock() {
-                    Ok(g) => g,
-                    Err(p) => p.into_inner(),
-                };
-                let chunks: Vec<_> = s
+                let g = lock_series(s);
+                let open_in_range = g
                     .cutter
-                    .all_chunks()
-                    .into_iter()
-                    .filter(|c| c.min_time >= mint && c.max_time < maxt)
-                    .collect();
-                if !chunks.is_empty() {
-                    series.push((s.labels.clone(), chunks));
+                    .open_range()
+                    .is_some_and(|(lo, hi)| lo >= mint && hi < maxt);
+                if open_in_range || g.cutter.closed().iter().any(in_range) {
+                    series.push((g.labels.clone(), Arc::clone(s)));
                 }
             }
         }
         series.sort_by(|a, b| a.0.cmp(&b.0));
-        // Unique symbols first (a set of distinct strings, not one entry per label
-        // of every series): compaction runs while ingest goes on, so its transient
-        // memory adds to the peak.
+        // Unique symbols (a set of distinct strings, not one per label of every
+        // series).
         let unique: std::collections::HashSet<&str> = series
             .iter()
             .flat_map(|(l, _)| l.iter().flat_map(|x| [x.name.as_str(), x.value.as_str()]))
@@ -464,8 +472,17 @@ impl Head {
         let mut w =
             crate::block::BlockWriter::create(dest, crate::block::BlockWriterOptions::default())?;
         w.add_symbols(syms.iter().copied())?;
-        for (l, c) in &series {
-            w.add_series(l, c)?;
+        drop(syms);
+        for (l, s) in &series {
+            let chunks: Vec<_> = lock_series(s)
+                .cutter
+                .all_chunks()
+                .into_iter()
+                .filter(in_range)
+                .collect();
+            if !chunks.is_empty() {
+                w.add_series(l, &chunks)?;
+            }
         }
         let meta = w.finish(Some((mint, maxt)))?;
         if let Some(m) = &meta {
