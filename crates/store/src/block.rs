@@ -488,12 +488,24 @@ impl BucketBlock {
 
     /// The chunks of `refs`, in order.
     pub(crate) async fn fetch_chunks(&self, refs: &[u64]) -> Result<Vec<RawChunk>> {
+        let keys: Vec<CacheKey> = refs
+            .iter()
+            .map(|&r| CacheKey::Chunk {
+                block: self.id,
+                chunk_ref: r,
+            })
+            .collect();
+        let cached = self.ctx.cache.fetch_multi(&keys).await;
+        let mut out: Vec<Option<RawChunk>> = vec![None; refs.len()];
         let mut by_seg: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (i, r) in refs.iter().enumerate() {
-            by_seg.entry((r >> 32) as usize).or_default().push(i);
+        for (i, (r, hit)) in refs.iter().zip(cached).enumerate() {
+            // A cached record that does not decode is refetched from the bucket.
+            match hit.map(|b| decode_chunk(&b)) {
+                Some(Ok(c)) => out[i] = Some(c),
+                _ => by_seg.entry((r >> 32) as usize).or_default().push(i),
+            }
         }
         let hint = self.chunk_hint();
-        let mut out: Vec<Option<RawChunk>> = vec![None; refs.len()];
         for (seg, mut idx) in by_seg {
             idx.sort_by_key(|&i| refs[i] & 0xffff_ffff);
             let offs: Vec<u64> = idx.iter().map(|&i| refs[i] & 0xffff_ffff).collect();
@@ -533,7 +545,15 @@ impl BucketBlock {
                     self.ctx.metrics.fetched(metrics::CHUNKS, b.len() as u64, 0);
                     b
                 };
-                out[i] = Some(decode_chunk(&rec).map_err(corrupt)?);
+                let chunk = decode_chunk(&rec).map_err(corrupt)?;
+                self.ctx.cache.store(
+                    CacheKey::Chunk {
+                        block: self.id,
+                        chunk_ref: refs[i],
+                    },
+                    rec.slice(..need.min(rec.len())),
+                );
+                out[i] = Some(chunk);
             }
         }
         out.into_iter()

@@ -137,7 +137,7 @@ impl IndexCacheConfig {
         let raw: Raw = serde_yaml::from_str(yaml)
             .map_err(|e| Error::Config(format!("index cache config: {e}")))?;
         for i in &raw.enabled_items {
-            if !["Postings", "Series", "ExpandedPostings"].contains(&i.as_str()) {
+            if !["Postings", "Series", "ExpandedPostings", "Chunks"].contains(&i.as_str()) {
                 return Err(Error::Config(format!(
                     "index cache config: enabled_items: unsupported item type {i:?}"
                 )));
@@ -312,7 +312,7 @@ mod tests {
                 "cannot be bigger",
             ),
             (
-                "type: IN-MEMORY\nenabled_items: [Chunks]\n",
+                "type: IN-MEMORY\nenabled_items: [Metadata]\n",
                 "unsupported item type",
             ),
         ] {

@@ -1,5 +1,5 @@
-//! Index caches (thanos `pkg/store/cache`): postings lists and series entries
-//! of blocks, keyed by block ULID, kept in memory ([`InMemoryIndexCache`], an
+//! Index caches (thanos `pkg/store/cache`): postings lists, series entries and
+//! chunk records of blocks, keyed by block ULID, kept in memory ([`InMemoryIndexCache`], an
 //! LRU bounded in bytes) or in memcached ([`MemcachedIndexCache`]), configured
 //! by Thanos' `--index-cache.config` YAML ([`IndexCacheConfig`]).
 //!
@@ -32,6 +32,9 @@ pub use memcached::{MemcachedClient, MemcachedIndexCache};
 pub const ITEM_POSTINGS: &str = "Postings";
 /// Thanos' item type names.
 pub const ITEM_SERIES: &str = "Series";
+/// Chunk records (Thanos caches them in its caching bucket; here they share the
+/// index cache, so the default in-memory LRU holds postings, series and chunks).
+pub const ITEM_CHUNKS: &str = "Chunks";
 
 /// What a cache entry holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +55,13 @@ pub enum CacheKey {
         /// Series ref (offset / 16).
         series_ref: u32,
     },
+    /// A chunk record (length, encoding, data, CRC) of a block.
+    Chunk {
+        /// The block.
+        block: Ulid,
+        /// Chunk ref (segment << 32 | offset).
+        chunk_ref: u64,
+    },
 }
 
 impl CacheKey {
@@ -60,6 +70,7 @@ impl CacheKey {
         match self {
             CacheKey::Postings { .. } => ITEM_POSTINGS,
             CacheKey::Series { .. } => ITEM_SERIES,
+            CacheKey::Chunk { .. } => ITEM_CHUNKS,
         }
     }
 
@@ -68,7 +79,7 @@ impl CacheKey {
         std::mem::size_of::<Self>()
             + match self {
                 CacheKey::Postings { name, value, .. } => name.len() + value.len(),
-                CacheKey::Series { .. } => 0,
+                CacheKey::Series { .. } | CacheKey::Chunk { .. } => 0,
             }
     }
 
@@ -86,6 +97,7 @@ impl CacheKey {
                 format!("P:{block}:{hex}")
             }
             CacheKey::Series { block, series_ref } => format!("S:{block}:{series_ref}"),
+            CacheKey::Chunk { block, chunk_ref } => format!("C:{block}:{chunk_ref}"),
         }
     }
 }
@@ -132,7 +144,7 @@ impl Instrumented {
             "Total number of items requests to the cache that were a hit.",
             hits.clone(),
         );
-        for t in [ITEM_POSTINGS, ITEM_SERIES] {
+        for t in [ITEM_POSTINGS, ITEM_SERIES, ITEM_CHUNKS] {
             let l = ItemLabel {
                 item_type: t.to_string(),
             };
