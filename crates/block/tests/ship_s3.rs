@@ -163,6 +163,17 @@ async fn shipping_through_faults_is_atomic_and_resumes_after_restart() {
         .to_vec();
     state.sort();
     assert_eq!(state, ids);
+    // Exactly once: each block's meta.json was written successfully by one
+    // PUT through the proxy, never twice (retries only follow failures).
+    let forwarded = proxy.forwarded();
+    for id in &ids {
+        let suffix = format!("/{id}/meta.json");
+        let ok_puts = forwarded
+            .iter()
+            .filter(|r| r.starts_with("PUT ") && r.contains(&suffix) && r.ends_with(" 200"))
+            .count();
+        assert_eq!(ok_puts, 1, "{id}: {ok_puts} successful meta.json PUTs");
+    }
     eprintln!(
         "{} requests, {} faults injected, {failed} failed passes, {restarts} restarts",
         proxy.requests(),

@@ -140,41 +140,50 @@ fn server(dir: &Path, name: &str, config: &str) -> Proc {
     )
 }
 
-/// `strata sidecar` beside the server at `prom_url`; returns it and its gRPC address.
-fn sidecar(dir: &Path, prom_url: &str, tsdb: &Path) -> (Proc, String) {
-    let (http, grpc) = (free_port(), free_port());
-    let objstore = format!(
+/// The objstore YAML of the test's FILESYSTEM bucket, `<dir>/bucket`.
+fn fs_bucket(dir: &Path) -> String {
+    std::fs::create_dir_all(dir.join("bucket")).unwrap();
+    format!(
         "type: FILESYSTEM\nconfig:\n  directory: {}\n",
         dir.join("bucket").display()
-    );
-    let p = Proc::spawn(
-        vec![
-            "sidecar".into(),
-            format!("--prometheus.url={prom_url}"),
-            format!("--tsdb.path={}", tsdb.display()),
-            format!("--http-address=127.0.0.1:{http}"),
-            format!("--grpc-address=127.0.0.1:{grpc}"),
-            format!("--objstore.config={objstore}"),
-            "--prometheus.ready_timeout=20s".into(),
-        ],
-        format!("http://127.0.0.1:{http}"),
-    );
+    )
+}
+
+/// `strata sidecar` beside the server at `prom_url`; returns it and its gRPC address.
+fn sidecar(dir: &Path, prom_url: &str, tsdb: &Path) -> (Proc, String) {
+    sidecar_to(&fs_bucket(dir), prom_url, tsdb, &[])
+}
+
+/// `strata sidecar` shipping to the bucket `objstore` describes.
+fn sidecar_to(objstore: &str, prom_url: &str, tsdb: &Path, extra: &[&str]) -> (Proc, String) {
+    let (http, grpc) = (free_port(), free_port());
+    let mut args = vec![
+        "sidecar".into(),
+        format!("--prometheus.url={prom_url}"),
+        format!("--tsdb.path={}", tsdb.display()),
+        format!("--http-address=127.0.0.1:{http}"),
+        format!("--grpc-address=127.0.0.1:{grpc}"),
+        format!("--objstore.config={objstore}"),
+        "--prometheus.ready_timeout=20s".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let p = Proc::spawn(args, format!("http://127.0.0.1:{http}"));
     (p, format!("127.0.0.1:{grpc}"))
 }
 
 /// `strata store` (the gateway) over the test bucket; returns it and its gRPC
 /// address.
 fn store_gateway(dir: &Path) -> (Proc, String) {
+    store_gateway_on(&fs_bucket(dir), &dir.join("store"))
+}
+
+/// `strata store` over the bucket `objstore` describes, with `data_dir`.
+fn store_gateway_on(objstore: &str, data_dir: &Path) -> (Proc, String) {
     let (http, grpc) = (free_port(), free_port());
-    let objstore = format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        dir.join("bucket").display()
-    );
-    std::fs::create_dir_all(dir.join("bucket")).unwrap();
     let p = Proc::spawn(
         vec![
             "store".into(),
-            format!("--data-dir={}", dir.join("store").display()),
+            format!("--data-dir={}", data_dir.display()),
             format!("--objstore.config={objstore}"),
             format!("--http-address=127.0.0.1:{http}"),
             format!("--grpc-address=127.0.0.1:{grpc}"),
@@ -769,26 +778,6 @@ fn history_is_seamless_across_sidecar_and_store_gateway() {
     wait_stores(&q.http, 2);
     let prom = PrometheusProcess::start(&oracle, &["--storage.tsdb.retention.time=100y"]);
 
-    let flat = |v: &Value| -> BTreeMap<String, Vec<(f64, String)>> {
-        assert_eq!(v["status"], "success", "{v}");
-        let mut out = BTreeMap::new();
-        for r in v["data"]["result"].as_array().unwrap() {
-            let mut m: BTreeMap<String, String> =
-                serde_json::from_value(r["metric"].clone()).unwrap();
-            m.remove("cluster");
-            m.remove("prometheus_replica");
-            let pts = match r.get("values") {
-                Some(vs) => vs.as_array().unwrap().clone(),
-                None => vec![r["value"].clone()],
-            };
-            let pts = pts
-                .iter()
-                .map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().to_string()))
-                .collect();
-            out.insert(format!("{m:?}"), pts);
-        }
-        out
-    };
     // Steps off the samples' timestamps, and functions whose 2.x and 3.x
     // semantics agree (3.x windows are left-open, and its rate extrapolation
     // differs near a counter's start): what is compared is the data.
@@ -799,38 +788,214 @@ fn history_is_seamless_across_sidecar_and_store_gateway() {
         "max_over_time(requests_total[10m])",
         "count_over_time(cpu_seconds_total[10m])",
     ] {
-        let theirs = flat(&prom.query_range(promql, s, e, 300.0));
-        let (code, mine) = get_json(
-            &q.http,
-            "/api/v1/query_range",
-            &[
-                ("query", promql),
-                ("start", &s.to_string()),
-                ("end", &e.to_string()),
-                ("step", "300"),
-            ],
-        );
-        assert_eq!(code, 200, "{mine}");
-        assert!(warnings(&mine).is_empty(), "{promql}: {mine}");
-        let mine = flat(&mine);
-        assert!(!theirs.is_empty(), "{promql}: no data in Prometheus");
-        assert_eq!(
-            theirs.keys().collect::<Vec<_>>(),
-            mine.keys().collect::<Vec<_>>(),
-            "{promql}"
-        );
-        for (k, pts) in &theirs {
-            let got = &mine[k];
-            // Every step over the whole 8h, old (bucket only) and recent alike.
-            assert_eq!(pts.len(), got.len(), "{promql} {k}: steps differ");
-            for ((ta, va), (tb, vb)) in pts.iter().zip(got) {
-                assert_eq!(ta, tb, "{promql} {k}");
-                let (fa, fb): (f64, f64) = (va.parse().unwrap(), vb.parse().unwrap());
-                assert!(
-                    va == vb || (fa - fb).abs() <= 1e-9 * fa.abs().max(1.0),
-                    "{promql} {k} at {ta}: prometheus {va}, strata {vb}"
-                );
-            }
+        assert_same_range(&prom, &q.http, promql, (s, e, 300.0));
+    }
+}
+
+/// A range query's series, external labels removed, keyed by their labels.
+fn flat(v: &Value) -> BTreeMap<String, Vec<(f64, String)>> {
+    assert_eq!(v["status"], "success", "{v}");
+    let mut out = BTreeMap::new();
+    for r in v["data"]["result"].as_array().unwrap() {
+        let mut m: BTreeMap<String, String> = serde_json::from_value(r["metric"].clone()).unwrap();
+        m.remove("cluster");
+        m.remove("prometheus_replica");
+        let pts = match r.get("values") {
+            Some(vs) => vs.as_array().unwrap().clone(),
+            None => vec![r["value"].clone()],
+        };
+        let pts = pts
+            .iter()
+            .map(|p| (p[0].as_f64().unwrap(), p[1].as_str().unwrap().to_string()))
+            .collect();
+        out.insert(format!("{m:?}"), pts);
+    }
+    out
+}
+
+/// `promql` over `(start, end, step)` answers the same from the querier at
+/// `querier` as from `prom`, with no warnings: every series, every step.
+fn assert_same_range(
+    prom: &PrometheusProcess,
+    querier: &str,
+    promql: &str,
+    range: (f64, f64, f64),
+) {
+    let (s, e, step) = range;
+    let theirs = flat(&prom.query_range(promql, s, e, step));
+    let (code, mine) = get_json(
+        querier,
+        "/api/v1/query_range",
+        &[
+            ("query", promql),
+            ("start", &s.to_string()),
+            ("end", &e.to_string()),
+            ("step", &step.to_string()),
+        ],
+    );
+    assert_eq!(code, 200, "{mine}");
+    assert!(warnings(&mine).is_empty(), "{promql}: {mine}");
+    let mine = flat(&mine);
+    assert!(!theirs.is_empty(), "{promql}: no data in Prometheus");
+    assert_eq!(
+        theirs.keys().collect::<Vec<_>>(),
+        mine.keys().collect::<Vec<_>>(),
+        "{promql}"
+    );
+    for (k, pts) in &theirs {
+        let got = &mine[k];
+        assert_eq!(pts.len(), got.len(), "{promql} {k}: steps differ");
+        for ((ta, va), (tb, vb)) in pts.iter().zip(got) {
+            assert_eq!(ta, tb, "{promql} {k}");
+            let (fa, fb): (f64, f64) = (va.parse().unwrap(), vb.parse().unwrap());
+            assert!(
+                va == vb || (fa - fb).abs() <= 1e-9 * fa.abs().max(1.0),
+                "{promql} {k} at {ta}: prometheus {va}, strata {vb}"
+            );
         }
+    }
+}
+
+/// A real `prometheus-node-exporter` on a free loopback port, killed on drop.
+struct NodeExporter {
+    child: Child,
+    addr: String,
+}
+
+impl NodeExporter {
+    fn start() -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(strata_testkit::peer_binary("prometheus-node-exporter"))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "node exporter not listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, addr }
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_head_blocks_on_s3_through_the_store_gateway() {
+    // A real Prometheus 2.42 cuts 10s blocks from its own head while scraping
+    // a real node exporter and a test target; the sidecar ships them to a real
+    // S3 server (Garage). The store gateway then serves them from S3, and the
+    // querier over the gateway alone answers like Prometheus from its local
+    // copy, step by step. Then the gateway dies: a warning, or an error with
+    // partial_response=false, within seconds.
+    let garage = strata_testkit::GarageProcess::start();
+    let yaml = garage.objstore_yaml();
+    let tmp = tempfile::tempdir().unwrap();
+    let node = NodeExporter::start();
+    let target = metrics_target();
+    let config = format!(
+        "global:\n  scrape_interval: 1s\n  external_labels:\n    cluster: heads\n    \
+         prometheus_replica: r0\nscrape_configs:\n  - job_name: node\n    static_configs:\n      \
+         - targets: ['{}']\n  - job_name: test\n    static_configs:\n      - targets: ['{target}']\n",
+        node.addr
+    );
+    let data = tmp.path().join("prom");
+    let prom = PrometheusProcess::start_with_config(
+        &data,
+        &config,
+        &[
+            "--storage.tsdb.min-block-duration=10s",
+            "--storage.tsdb.max-block-duration=10s",
+        ],
+    );
+    let (mut sc, _) = sidecar_to(&yaml, &prom.url(), &data, &["--shipper.sync-interval=1s"]);
+    let bucket = strata_objstore::Bucket::from_config(
+        &strata_objstore::BucketConfig::parse(&yaml).unwrap(),
+        &mut prometheus_client::registry::Registry::default(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let metas = |rt: &tokio::runtime::Runtime| -> Vec<strata_block::Meta> {
+        rt.block_on(async {
+            let list = strata_block::list_blocks(&bucket).await.unwrap();
+            let mut out = Vec::new();
+            for id in list.complete {
+                let raw = bucket.get(&format!("{id}/meta.json")).await.unwrap();
+                out.push(strata_block::Meta::from_json(&raw).unwrap());
+            }
+            out
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let shipped = loop {
+        let m = metas(&rt);
+        if m.len() >= 3 {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} blocks shipped\nprometheus:\n{}\nsidecar:\n{}",
+            m.len(),
+            prom.stderr(),
+            sc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(sc.terminate().success(), "{}", sc.stderr());
+    for m in &shipped {
+        assert_eq!(m.thanos.source, "sidecar");
+        // Cut by Prometheus from its head: level 1, written by Prometheus.
+        assert_eq!(m.block.compaction.level, 1, "{:?}", m.block);
+        assert!(data.join(m.block.ulid.to_string()).join("index").is_file());
+    }
+    let min_t = shipped.iter().map(|m| m.block.min_time).min().unwrap();
+    let max_t = shipped.iter().map(|m| m.block.max_time).max().unwrap();
+
+    let (mut sg, sg_grpc) = store_gateway_on(&yaml, &tmp.path().join("store"));
+    let (q, _) = querier(
+        std::slice::from_ref(&sg_grpc),
+        &["--query.replica-label=prometheus_replica"],
+    );
+    wait_stores(&q.http, 1);
+    // Steps on half seconds inside the shipped blocks: every sample a step
+    // sees is in a shipped block, and none sits on a window's edge.
+    let s = (min_t / 1000) as f64 + 1.5;
+    let e = (max_t / 1000) as f64 - 0.5;
+    assert!(e - s >= 15.0, "{s}..{e}");
+    for promql in [
+        "{__name__=~\".+\"}",
+        "count by (job, __name__) ({__name__=~\".+\"})",
+        "sum by (job) (node_cpu_seconds_total)",
+        "test_requests_total",
+        "up",
+    ] {
+        assert_same_range(&prom, &q.http, promql, (s, e, 1.0));
+    }
+
+    // The gateway goes down.
+    sg.kill();
+    let t = (e * 1000.0) as i64;
+    for _ in 0..2 {
+        let (code, v, took) = query(&q.http, "up", t, &[]);
+        assert_eq!(code, 200, "{v}");
+        assert!(v["data"]["result"].as_array().unwrap().is_empty(), "{v}");
+        assert!(warnings(&v).iter().any(|w| w.contains(&sg_grpc)), "{v}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let (code, v, took) = query(&q.http, "up", t, &[("partial_response", "false")]);
+        assert!(code >= 400, "{code} {v}");
+        assert!(v["error"].as_str().unwrap().contains(&sg_grpc), "{v}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        std::thread::sleep(Duration::from_secs(2));
     }
 }

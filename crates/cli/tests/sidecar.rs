@@ -26,6 +26,7 @@ use strata_storage::{Frame, Queryable, SelectRequest};
 use strata_testkit::openmetrics::{generate, Options};
 use strata_testkit::PrometheusProcess;
 
+use api_util::shipped::{check_dump, check_meta, meta};
 use api_util::{get_json, strata, StrataServer};
 
 const EXT_CONFIG: &str = "global:\n  scrape_interval: 1s\n  external_labels:\n    cluster: test\n    replica: r0\nscrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{{port}}']\n";
@@ -230,11 +231,6 @@ fn wait_shipped(b: &Bucket, want: &[String], s: &SidecarProcess) {
     }
 }
 
-fn meta(b: &Bucket, id: &str) -> serde_json::Value {
-    let raw = rt().block_on(b.get(&format!("{id}/meta.json"))).unwrap();
-    serde_json::from_slice(&raw).unwrap()
-}
-
 fn shipper_state(tsdb: &Path) -> Vec<String> {
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tsdb.join("thanos.shipper.json")).unwrap()).unwrap();
@@ -245,71 +241,6 @@ fn shipper_state(tsdb: &Path) -> Vec<String> {
         .unwrap_or_default();
     ids.sort();
     ids
-}
-
-/// Checks the Thanos section of a shipped block against the local block.
-fn check_meta(b: &Bucket, tsdb: &Path, id: &str, labels: &[(&str, &str)]) {
-    let m = meta(b, id);
-    let t = &m["thanos"];
-    let want: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-        .collect();
-    assert_eq!(t["labels"], serde_json::Value::Object(want), "{m}");
-    assert_eq!(t["source"], "sidecar", "{m}");
-    assert_eq!(t["downsample"]["resolution"], 0, "{m}");
-    let files = t["files"].as_array().unwrap();
-    let mut rels = Vec::new();
-    for f in files {
-        let rel = f["rel_path"].as_str().unwrap();
-        rels.push(rel.to_string());
-        if rel == "meta.json" {
-            continue;
-        }
-        let local = std::fs::metadata(tsdb.join(id).join(rel)).unwrap().len();
-        assert_eq!(f["size_bytes"].as_u64(), Some(local), "{rel} of {id}");
-        let remote = rt().block_on(b.attributes(&format!("{id}/{rel}"))).unwrap();
-        assert_eq!(remote.size, local, "{rel} of {id} in the bucket");
-    }
-    assert!(rels.contains(&"index".to_string()), "{rels:?}");
-    assert!(rels.iter().any(|r| r.starts_with("chunks/")), "{rels:?}");
-}
-
-/// `strata tools tsdb dump` of the blocks downloaded from the bucket equals
-/// `promtool tsdb dump` of the same local blocks.
-fn check_dump(b: &Bucket, tsdb: &Path, ids: &[String]) {
-    let work = tempfile::tempdir().unwrap();
-    let (down, local) = (work.path().join("down"), work.path().join("local"));
-    std::fs::create_dir_all(&down).unwrap();
-    for id in ids {
-        let ulid: ulid::Ulid = id.parse().unwrap();
-        rt().block_on(strata_block::download_block(b, ulid, &down.join(id)))
-            .unwrap();
-        strata_testkit::copy_dir(&tsdb.join(id), &local.join(id));
-    }
-    let out = Command::new(strata())
-        .args(["tools", "tsdb", "dump"])
-        .arg(&down)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = String::from_utf8(out.stdout).unwrap();
-    let theirs = strata_testkit::promtool_dump(&local);
-    assert!(
-        ours.lines().count() > 1000,
-        "dump too small: {}",
-        ours.len()
-    );
-    strata_testkit::assert_same_text(
-        "promtool dump of local blocks",
-        &theirs,
-        "strata dump of shipped blocks",
-        &ours,
-    );
 }
 
 #[test]

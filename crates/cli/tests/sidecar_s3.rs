@@ -1,6 +1,7 @@
 //! The sidecar and the store gateway on a real S3 server (Garage, started by
 //! the test): `strata sidecar` ships Prometheus 2.42's blocks into the S3
-//! bucket, then `strata store` serves them from there, equal to the blocks read
+//! bucket (meta.json and sizes checked, the bucket's copy dumps like promtool
+//! dumps the local blocks), then `strata store` serves them from there, equal to the blocks read
 //! locally plus the external labels. Needs no environment: CI covers S3 here.
 //! (`sidecar.rs` runs its whole suite against any objstore YAML given in
 //! `STRATA_TEST_OBJSTORE`.)
@@ -22,6 +23,7 @@ use strata_storage::{Frame, Queryable, SelectRequest};
 use strata_testkit::openmetrics::{generate, Options};
 use strata_testkit::{GarageProcess, PrometheusProcess};
 
+use api_util::shipped::{check_dump, check_meta};
 use api_util::strata;
 
 const EXT_CONFIG: &str = "global:\n  scrape_interval: 1h\n  external_labels:\n    cluster: s3\n    replica: r0\nscrape_configs: []\n";
@@ -151,10 +153,7 @@ fn sidecar_ships_to_s3_and_store_gateway_serves_from_it() {
         "--shipper.sync-interval=1s".into(),
         "--prometheus.ready_timeout=20s".into(),
     ]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = api_util::shipped::rt();
     let b = Bucket::from_config(
         &BucketConfig::parse(&yaml).unwrap(),
         &mut Registry::default(),
@@ -174,20 +173,13 @@ fn sidecar_ships_to_s3_and_store_gateway_serves_from_it() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // meta.json's Thanos section and every file's size, then the bucket's
+    // copy dumped by `strata tools tsdb dump` equal to promtool's dump of the
+    // local blocks.
     for id in &ids {
-        let meta =
-            strata_block::Meta::from_json(&rt.block_on(b.get(&format!("{id}/meta.json"))).unwrap())
-                .unwrap();
-        assert_eq!(
-            meta.thanos.labels.get("cluster").map(String::as_str),
-            Some("s3")
-        );
-        let index = rt.block_on(b.attributes(&format!("{id}/index"))).unwrap();
-        let want = std::fs::metadata(local.join(id).join("index"))
-            .unwrap()
-            .len();
-        assert_eq!(index.size, want, "{id}/index");
+        check_meta(&b, &local, id, &[("cluster", "s3"), ("replica", "r0")]);
     }
+    check_dump(&b, &local, &ids);
 
     let store_dir = tmp.path().join("store");
     let store = Proc::start(&[

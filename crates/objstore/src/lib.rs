@@ -26,7 +26,7 @@ mod retry;
 pub mod testing;
 
 pub use bucket::{Bucket, BucketOptions, ObjectAttributes, DEFAULT_MULTIPART_THRESHOLD};
-pub use config::{BucketConfig, ProviderConfig};
+pub use config::{BucketConfig, ProviderConfig, STORAGE_EMULATOR_HOST};
 pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use metrics::OPERATIONS;

@@ -47,6 +47,8 @@ struct Shared {
     requests: AtomicU64,
     injected: AtomicU64,
     stop: AtomicBool,
+    /// `METHOD path status` of every request forwarded upstream.
+    forwarded: Mutex<Vec<String>>,
 }
 
 /// A running proxy; stops accepting on drop.
@@ -85,6 +87,7 @@ impl FaultProxy {
             requests: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            forwarded: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::spawn(move || {
@@ -123,6 +126,17 @@ impl FaultProxy {
     /// Requests failed on purpose so far.
     pub fn injected(&self) -> u64 {
         self.shared.injected.load(Ordering::Relaxed)
+    }
+
+    /// Every request forwarded upstream so far, as `METHOD path status`
+    /// (path without its query; status `-` when no answer came back), e.g.
+    /// `PUT /bucket/key 200`.
+    pub fn forwarded(&self) -> Vec<String> {
+        self.shared
+            .forwarded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -219,6 +233,28 @@ fn handle(client: TcpStream, s: &Shared) {
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
-    let _ = std::io::copy(&mut up, &mut client);
+    // The status line comes first: note it, then pass everything on.
+    let mut first = [0u8; 4096];
+    let n = up.read(&mut first).unwrap_or(0);
+    let status = std::str::from_utf8(&first[..n])
+        .ok()
+        .and_then(|t| t.split(' ').nth(1))
+        .filter(|code| code.len() == 3)
+        .unwrap_or("-")
+        .to_string();
+    let request_line = head
+        .first()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .unwrap_or_default();
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or("");
+    let path = parts.next().unwrap_or("").split('?').next().unwrap_or("");
+    s.forwarded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(format!("{method} {path} {status}"));
+    if client.write_all(&first[..n]).is_ok() {
+        let _ = std::io::copy(&mut up, &mut client);
+    }
     let _ = client.shutdown(Shutdown::Both);
 }

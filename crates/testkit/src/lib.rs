@@ -26,6 +26,7 @@
 
 pub mod acceptance;
 mod diff;
+pub mod emulators;
 pub mod faultproxy;
 mod fs;
 pub mod garage;

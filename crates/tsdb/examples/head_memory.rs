@@ -14,7 +14,10 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let before = rss_kib();
     let labels: Vec<Labels> = (0..n)
@@ -32,13 +35,20 @@ fn main() {
         for chunk in labels.chunks(2000) {
             let mut app = head.appender();
             for (i, l) in chunk.iter().enumerate() {
-                app.add(l, 1_700_000_000_000 + round as i64 * 15_000, (round * (1 + i as u64 % 7)) as f64)
-                    .unwrap();
+                app.add(
+                    l,
+                    1_700_000_000_000 + round as i64 * 15_000,
+                    (round * (1 + i as u64 % 7)) as f64,
+                )
+                .unwrap();
             }
             app.commit_samples().unwrap();
         }
         if round == 0 || round == 59 {
-            println!("round {round}: {:.0} B/series", (rss_kib() - before) as f64 * 1024.0 / n as f64);
+            println!(
+                "round {round}: {:.0} B/series",
+                (rss_kib() - before) as f64 * 1024.0 / n as f64
+            );
         }
     }
 }

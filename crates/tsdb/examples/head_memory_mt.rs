@@ -14,8 +14,14 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
-    let rounds: u64 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(40);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let rounds: u64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(40);
     let dir = tempfile::tempdir().unwrap();
     let before = rss_kib();
     let head = strata_tsdb::head::Head::open(dir.path(), Default::default()).unwrap();
@@ -34,8 +40,12 @@ fn main() {
                                 ("job", "bench".to_string()),
                                 ("series", i.to_string()),
                             ]);
-                            app.add(&l, 1_700_000_000_000 + round as i64 * 15_000, (round * (1 + i as u64 % 7)) as f64)
-                                .unwrap();
+                            app.add(
+                                &l,
+                                1_700_000_000_000 + round as i64 * 15_000,
+                                (round * (1 + i as u64 % 7)) as f64,
+                            )
+                            .unwrap();
                         }
                         app.commit_samples().unwrap();
                         b += 2;
@@ -44,7 +54,10 @@ fn main() {
             }
         });
         if round == 0 || round + 1 == rounds {
-            println!("round {round}: peak {:.0} B/series", (rss_kib() - before) as f64 * 1024.0 / n as f64);
+            println!(
+                "round {round}: peak {:.0} B/series",
+                (rss_kib() - before) as f64 * 1024.0 / n as f64
+            );
         }
     }
 }

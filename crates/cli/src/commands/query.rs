@@ -91,10 +91,12 @@ pub struct Config {
     /// Maximum number of queries processed concurrently.
     #[arg(long = "query.max-concurrent", default_value_t = 20)]
     max_concurrent: usize,
-    /// Partial response: a failed store gives warnings rather than an error.
-    #[arg(long = "query.partial-response", action = ArgAction::SetTrue,
+    /// Partial response: a failed store gives warnings rather than an error
+    /// (`--query.partial-response`, or `=true`/`=false` as kingpin allows).
+    #[arg(long = "query.partial-response", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(),
           overrides_with = "no_partial_response")]
-    partial_response: bool,
+    partial_response: Option<bool>,
     /// Turns partial response off by default.
     #[arg(long = "no-query.partial-response", action = ArgAction::SetTrue)]
     no_partial_response: bool,
@@ -186,7 +188,7 @@ impl Config {
     }
 
     fn partial_response_default(&self) -> bool {
-        self.partial_response || !self.no_partial_response
+        self.partial_response.unwrap_or(!self.no_partial_response)
     }
 }
 
@@ -377,6 +379,14 @@ mod tests {
         .c;
         assert_eq!(c.replica_labels, ["a", "b", "c"]);
         assert!(!c.partial_response_default());
+        for (flag, want) in [
+            ("--query.partial-response=false", false),
+            ("--query.partial-response=true", true),
+            ("--query.partial-response", true),
+        ] {
+            let c = Wrap::parse_from(["strata", flag]).c;
+            assert_eq!(c.partial_response_default(), want, "{flag}");
+        }
         let o = c.endpoint_options().unwrap();
         assert_eq!(o.specs.len(), 3);
         assert_eq!(o.strict.len(), 1);

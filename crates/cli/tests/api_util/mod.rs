@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use strata_testkit::openmetrics::{generate, Options};
 
+pub mod shipped;
+
 /// The `strata` binary under test.
 pub fn strata() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_strata"))

@@ -21,7 +21,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Deserialize;
 
 pub use azure::{AzureConfig, PipelineConfig, ReaderConfig};
-pub use gcs::GcsConfig;
+pub use gcs::{GcsConfig, STORAGE_EMULATOR_HOST};
 pub use http::{HttpConfig, TlsConfig};
 pub use s3::{S3Config, SseConfig, TraceConfig};
 

@@ -218,7 +218,7 @@ fn gcs_mapping() {
     assert_eq!(g.service_account, sa);
     assert_eq!(c.part_size(), 8 << 20);
     assert_eq!(c.name(), "metrics");
-    let b = g.builder().unwrap();
+    let b = g.builder_for(None).unwrap();
     assert_eq!(
         b.get_config_value(&GoogleConfigKey::Bucket).as_deref(),
         Some("metrics")

@@ -112,6 +112,9 @@ fn upload_all(src: &Path, cfg: &Path) -> anyhow::Result<usize> {
 
 /// Runs the comparison.
 pub fn run(a: StoreArgs) -> anyhow::Result<()> {
+    if a.rounds == 0 || a.hours < 2 {
+        bail!("--rounds must be at least 1 and --hours at least 2");
+    }
     let tmp = match &a.dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("strata-bench-store-{}", std::process::id())),
@@ -241,13 +244,28 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         ),
     ];
     out(&format!(
-        "range queries (step: range/360), median of {} runs; bytes fetched from the bucket per query:",
+        "range queries (step: range/360): one cold run, then the median of {} warm runs; bytes the cold run fetched from the bucket:",
         a.rounds
     ));
     out(&format!(
-        "{:<24} {:>12} {:>12} {:>7} {:>14} {:>16}",
-        "query", "query→store", "prometheus", "ratio", "fetched", "of blocks read"
+        "{:<24} {:>11} {:>12} {:>12} {:>7} {:>14} {:>16}",
+        "query", "cold", "query→store", "prometheus", "ratio", "cold fetched", "of blocks read"
     ));
+    let time_one = |url: &str, params: &[(&str, String)]| -> anyhow::Result<Duration> {
+        let mut req = ureq::get(&format!("{url}/api/v1/query_range"));
+        for (k, v) in params {
+            req = req.query(k, v);
+        }
+        let t = Instant::now();
+        let body = req
+            .call()
+            .with_context(|| format!("{url}/api/v1/query_range"))?
+            .into_string()?;
+        if !body.contains("\"success\"") {
+            bail!("{url}: {body}");
+        }
+        Ok(t.elapsed())
+    };
     let time = |url: &str, params: &[(&str, String)]| -> anyhow::Result<Duration> {
         let mut ts = Vec::new();
         for _ in 0..a.rounds {
@@ -278,16 +296,19 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
             ("end", end.to_string()),
             ("step", step.to_string()),
         ];
+        // The first run is cold (nothing cached): its bytes are what a query
+        // costs the bucket; then the median of warm runs.
         let before = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")?;
+        let cold = time_one(&query.url, &p)?;
+        let fetched = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")? - before;
         let s = time(&query.url, &p)?;
-        let fetched = (metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")? - before)
-            / a.rounds as f64;
         let pr = time(&prom.url, &p)?;
         let touched = (*hours as f64 / 2.0).ceil() + 1.0;
         let ratio = s.as_secs_f64() / pr.as_secs_f64();
         ratios.push(ratio);
         out(&format!(
-            "{name:<24} {:>12.2?} {:>12.2?} {:>6.2}x {:>10.2} MiB {:>15.1}%",
+            "{name:<24} {:>11.2?} {:>12.2?} {:>12.2?} {:>6.2}x {:>10.2} MiB {:>15.1}%",
+            cold,
             s,
             pr,
             ratio,
