@@ -304,6 +304,24 @@ fn lifecycle_quit_and_reload() {
     assert_eq!(v, serde_json::json!({"status": "success", "data": []}));
     let (code, body) = post_form(&u, "/-/reload", &[]);
     assert_eq!(code, 200, "{body}");
+    let (_, m) = get(&u, "/metrics");
+    assert!(
+        m.contains("prometheus_config_last_reload_successful 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("prometheus_config_last_reload_success_timestamp_seconds 1"),
+        "{m}"
+    );
+    // A bad config: the reload fails, the metric says so, the server stays up.
+    std::fs::write(s.config_path(), "global:\n  scrape_intervall: 1m\n").unwrap();
+    let (code, body) = post_form(&u, "/-/reload", &[]);
+    assert!(code >= 400, "{code} {body}");
+    let (_, m) = get(&u, "/metrics");
+    assert!(
+        m.contains("prometheus_config_last_reload_successful 0"),
+        "{m}"
+    );
     let (code, _) = post_form(&u, "/-/quit", &[]);
     assert_eq!(code, 200);
     let status = s.wait_exit();

@@ -71,3 +71,97 @@ fn size_retention_deletes_the_oldest_blocks() {
     assert!(body.contains("prometheus_tsdb_blocks_loaded 1"), "{body}");
     assert_eq!(strata_tsdb::Db::block_dirs(&blocks).unwrap().len(), 1);
 }
+
+/// The number on a `/metrics` line `name value`, if present.
+fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn head_compaction_truncation_and_reloads_are_counted() {
+    // The fixture's head spans 65 s: with 20 s blocks, the background
+    // maintenance right after start cuts blocks from it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    strata_testkit::copy_dir(
+        &strata_testkit::fixtures_dir().join("prometheus-2.42-datadir"),
+        &dir,
+    );
+    let s = StrataServer::start(
+        &dir,
+        CONFIG,
+        &[
+            "--storage.tsdb.min-block-duration=20s",
+            "--storage.tsdb.max-block-duration=20s",
+        ],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let (code, body) = api_util::get(&s.url(), "/metrics");
+        assert_eq!(code, 200);
+        if metric(&body, "prometheus_tsdb_compactions_total").unwrap_or(0.0) >= 1.0 {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction:\n{body}\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        metric(&body, "prometheus_tsdb_compactions_failed_total"),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "prometheus_tsdb_head_truncations_total").unwrap_or(0.0) >= 1.0,
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "prometheus_tsdb_head_truncations_failed_total"),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(
+        metric(&body, "prometheus_tsdb_reloads_total").unwrap_or(0.0) >= 1.0,
+        "{body}"
+    );
+    assert_eq!(
+        metric(&body, "prometheus_tsdb_reloads_failures_total"),
+        Some(0.0),
+        "{body}"
+    );
+    let on_disk: u64 = strata_tsdb::Db::block_dirs(&dir)
+        .unwrap()
+        .iter()
+        .map(|d| strata_tsdb::block::Block::open(d).unwrap().size())
+        .sum();
+    assert!(on_disk > 0);
+    // The gauge is refreshed by the maintenance pass after the compaction.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let (_, body) = api_util::get(&s.url(), "/metrics");
+        let got = metric(&body, "prometheus_tsdb_storage_blocks_bytes").unwrap_or(0.0);
+        if got > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "blocks bytes {got}, on disk {on_disk}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The blocks answer like the head did.
+    let (code, v) = get_json(
+        &s.url(),
+        "/api/v1/query",
+        &[
+            ("query", "count_over_time(up[1m])"),
+            ("time", "1795619513.152"),
+        ],
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "60");
+}

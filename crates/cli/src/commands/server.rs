@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::Args;
@@ -20,7 +20,7 @@ mod maintenance;
 mod storage;
 mod targets;
 use maintenance::{build_info, maintain, maintenance_loop, BuildLabels, TsdbMetrics};
-use storage::{HeadMetrics, Storage};
+use storage::{HeadMetrics, Storage, TsdbOps};
 use strata_model::Labels;
 use strata_promql::{Engine, EngineOptions};
 use strata_tsdb::Db;
@@ -168,6 +168,44 @@ struct Hooks {
     db: Arc<Db>,
     scrape: Arc<strata_scrape::ScrapeManager>,
     shutdown: CancellationToken,
+    reload_metrics: ReloadMetrics,
+}
+
+/// `prometheus_config_last_reload_*`, which Prometheus' `PrometheusBadConfig`
+/// alert reads.
+#[derive(Clone, Debug, Default)]
+struct ReloadMetrics {
+    successful: Gauge,
+    success_timestamp: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl ReloadMetrics {
+    fn new(reg: &mut Registry) -> Self {
+        let m = Self::default();
+        reg.register(
+            "prometheus_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful.",
+            m.successful.clone(),
+        );
+        reg.register(
+            "prometheus_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload.",
+            m.success_timestamp.clone(),
+        );
+        m.record(true);
+        m
+    }
+
+    fn record(&self, ok: bool) {
+        self.successful.set(i64::from(ok));
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.success_timestamp.set(now);
+        }
+    }
 }
 
 impl Lifecycle for Hooks {
@@ -180,6 +218,7 @@ impl Lifecycle for Hooks {
         match PromConfig::load_file(&self.config_file) {
             Ok(c) => {
                 if let Err(e) = self.scrape.apply_config(&c) {
+                    self.reload_metrics.record(false);
                     if let Some(api) = &api {
                         api.set_config_reload_failed();
                     }
@@ -189,10 +228,12 @@ impl Lifecycle for Hooks {
                 if let Some(api) = &api {
                     api.set_config_yaml(c.original);
                 }
+                self.reload_metrics.record(true);
                 info!(file = %self.config_file.display(), "completed loading of configuration file");
                 self.db.reload().map_err(|e| e.to_string())
             }
             Err(e) => {
+                self.reload_metrics.record(false);
                 if let Some(api) = &api {
                     api.set_config_reload_failed();
                 }
@@ -251,6 +292,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let http = HttpMetrics::new(&mut registry);
     let tsdb_metrics = TsdbMetrics::new(&mut registry);
+    let reload_metrics = ReloadMetrics::new(&mut registry);
+    let mut storage = storage;
+    storage.ops = TsdbOps::new(&mut registry);
     let head_metrics = HeadMetrics::new(&mut registry, storage.head.clone());
     let scrape = Arc::new(strata_scrape::ScrapeManager::new(
         Arc::new(storage.head.clone()),
@@ -329,6 +373,7 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         db: db.clone(),
         scrape: scrape.clone(),
         shutdown: shutdown.clone(),
+        reload_metrics: reload_metrics.clone(),
     });
     if c.enable_lifecycle {
         api = api.with_lifecycle(hooks.clone());

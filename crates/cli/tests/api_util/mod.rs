@@ -101,6 +101,11 @@ impl StrataServer {
     }
 
     /// `http://127.0.0.1:<port>`.
+    /// The `prometheus.yml` it was started with (rewrite it, then reload).
+    pub fn config_path(&self) -> PathBuf {
+        self._work.path().join("prometheus.yml")
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

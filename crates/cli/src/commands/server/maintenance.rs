@@ -25,6 +25,7 @@ pub(super) struct TsdbMetrics {
     pub(super) lowest_timestamp_seconds: Gauge,
     pub(super) lowest_timestamp: Gauge,
     pub(super) retention_limit_seconds: Gauge,
+    pub(super) blocks_bytes: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -42,6 +43,7 @@ impl TsdbMetrics {
             lowest_timestamp_seconds: Gauge::default(),
             lowest_timestamp: Gauge::default(),
             retention_limit_seconds: Gauge::default(),
+            blocks_bytes: Gauge::default(),
         };
         reg.register(
             "prometheus_tsdb_blocks_loaded",
@@ -63,6 +65,11 @@ impl TsdbMetrics {
             "Max age in seconds blocks should be kept before being deleted.",
             m.retention_limit_seconds.clone(),
         );
+        reg.register(
+            "prometheus_tsdb_storage_blocks_bytes",
+            "The number of bytes that are currently used for local storage by all blocks.",
+            m.blocks_bytes.clone(),
+        );
         m
     }
 
@@ -70,6 +77,9 @@ impl TsdbMetrics {
         let blocks = db.blocks();
         self.blocks_loaded
             .set(i64::try_from(blocks.len()).unwrap_or(i64::MAX));
+        let bytes: u64 = blocks.iter().map(|b| b.size()).sum();
+        self.blocks_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         // As Prometheus: the oldest block's min time, or the empty head's (MaxInt64).
         let lowest = blocks
             .iter()
@@ -160,7 +170,7 @@ pub(super) fn maintain(
     }
     storage.apply_size_retention();
     let db = &storage.db;
-    if let Err(e) = db.reload() {
+    if let Err(e) = storage.reload() {
         error!(error = %e, "reloading blocks");
     }
     if let Err(e) = apply_retention(db, retention_ms) {

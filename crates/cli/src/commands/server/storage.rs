@@ -28,6 +28,71 @@ pub struct Storage {
     pub ranges: Vec<i64>,
     /// `--storage.tsdb.retention.size` (0: off).
     pub retention_bytes: u64,
+    /// Counters of compactions, truncations and reloads.
+    pub ops: TsdbOps,
+}
+
+/// Counters of the TSDB's operations under Prometheus' names, which its
+/// dashboards and alerts (`PrometheusTSDBCompactionsFailing`,
+/// `PrometheusTSDBReloadsFailing`) read.
+#[derive(Clone, Debug, Default)]
+pub struct TsdbOps {
+    compactions: Counter,
+    compactions_failed: Counter,
+    truncations: Counter,
+    truncations_failed: Counter,
+    reloads: Counter,
+    reloads_failed: Counter,
+}
+
+impl TsdbOps {
+    /// Registers the counters.
+    pub fn new(reg: &mut Registry) -> Self {
+        let m = Self::default();
+        for (name, help, c) in [
+            (
+                "prometheus_tsdb_compactions",
+                "Total number of compactions that were executed for the partition.",
+                &m.compactions,
+            ),
+            (
+                "prometheus_tsdb_compactions_failed",
+                "Total number of compactions that failed for the partition.",
+                &m.compactions_failed,
+            ),
+            (
+                "prometheus_tsdb_head_truncations",
+                "Total number of head truncations attempted.",
+                &m.truncations,
+            ),
+            (
+                "prometheus_tsdb_head_truncations_failed",
+                "Total number of head truncations that failed.",
+                &m.truncations_failed,
+            ),
+            (
+                "prometheus_tsdb_reloads",
+                "Number of times the database reloaded block data from disk.",
+                &m.reloads,
+            ),
+            (
+                "prometheus_tsdb_reloads_failures",
+                "Number of times the database failed to reloadBlocks block data from disk.",
+                &m.reloads_failed,
+            ),
+        ] {
+            reg.register(name, help, c.clone());
+        }
+        m
+    }
+
+    /// Counts one compaction and whether it failed.
+    fn compaction(&self, ok: bool) {
+        self.compactions.inc();
+        if !ok {
+            self.compactions_failed.inc();
+        }
+    }
 }
 
 impl Storage {
@@ -52,7 +117,18 @@ impl Storage {
             queryable,
             ranges,
             retention_bytes: 0,
+            ops: TsdbOps::default(),
         })
+    }
+
+    /// Reloads the blocks from disk, counting the reload.
+    pub fn reload(&self) -> strata_tsdb::Result<()> {
+        self.ops.reloads.inc();
+        let r = self.db.reload();
+        if r.is_err() {
+            self.ops.reloads_failed.inc();
+        }
+        r
     }
 
     /// Leveled compaction of blocks (when max > min block duration): merges what
@@ -71,6 +147,7 @@ impl Storage {
             let res = futures::executor::block_on(strata_tsdb::compact::compact_blocks(
                 &self.dir, &picked,
             ));
+            self.ops.compaction(res.is_ok());
             if let Err(e) = res {
                 error!(error = %e, "compacting blocks");
                 return;
@@ -83,7 +160,7 @@ impl Storage {
                     return;
                 }
             }
-            if let Err(e) = self.db.reload() {
+            if let Err(e) = self.reload() {
                 error!(error = %e, "reloading blocks after compaction");
                 return;
             }
@@ -101,15 +178,19 @@ impl Storage {
     pub fn compact_head(&self) {
         while let Some((mint, maxt)) = self.head.compactable_range() {
             let started = std::time::Instant::now();
-            if let Err(e) = self.head.write_block(&self.dir, mint, maxt) {
+            let written = self.head.write_block(&self.dir, mint, maxt);
+            self.ops.compaction(written.is_ok());
+            if let Err(e) = written {
                 error!(error = %e, mint, maxt, "writing head block");
                 return;
             }
-            if let Err(e) = self.db.reload() {
+            if let Err(e) = self.reload() {
                 error!(error = %e, "reloading blocks after head compaction");
                 return;
             }
+            self.ops.truncations.inc();
             if let Err(e) = self.head.truncate(maxt) {
+                self.ops.truncations_failed.inc();
                 error!(error = %e, "truncating the head");
                 return;
             }
@@ -149,7 +230,7 @@ impl Storage {
                 Err(e) => error!(error = %e, block = %d.display(), "marking block for deletion"),
             }
         }
-        if let Err(e) = self.db.reload() {
+        if let Err(e) = self.reload() {
             error!(error = %e, "reloading blocks after size retention");
         }
         for t in moved {

@@ -151,16 +151,35 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
     ));
 
     let me = std::env::current_exe()?;
-    let (sg, sh) = (free_port()?, free_port()?);
-    let (store, _) = Proc::start(
-        Command::new(&me)
-            .arg("store")
-            .arg(format!("--data-dir={}", tmp.join("store").display()))
-            .arg(format!("--objstore.config-file={}", cfg.display()))
-            .arg(format!("--grpc-address=127.0.0.1:{sg}"))
-            .arg(format!("--http-address=127.0.0.1:{sh}")),
-        sh,
+    let start_store = |data_dir: &Path, cfg: &Path| -> anyhow::Result<(Proc, u16)> {
+        let (sg, sh) = (free_port()?, free_port()?);
+        let (p, _) = Proc::start(
+            Command::new(&me)
+                .arg("store")
+                .arg(format!("--data-dir={}", data_dir.display()))
+                .arg(format!("--objstore.config-file={}", cfg.display()))
+                .arg(format!("--grpc-address=127.0.0.1:{sg}"))
+                .arg(format!("--http-address=127.0.0.1:{sh}")),
+            sh,
+        )?;
+        Ok((p, sg))
+    };
+    // The same binary over an empty bucket: what any store gateway costs.
+    let empty_cfg = tmp.join("empty.yml");
+    std::fs::create_dir_all(tmp.join("empty-bucket"))?;
+    std::fs::write(
+        &empty_cfg,
+        format!(
+            "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+            tmp.join("empty-bucket").display()
+        ),
     )?;
+    let base_kib = {
+        let (p, _) = start_store(&tmp.join("empty-store"), &empty_cfg)?;
+        std::thread::sleep(Duration::from_secs(1));
+        rss_kib(p.pid())
+    };
+    let (store, sg) = start_store(&tmp.join("store"), &cfg)?;
     let (qg, qh) = (free_port()?, free_port()?);
     let (query, _) = Proc::start(
         Command::new(&me)
@@ -202,11 +221,14 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    let added_kib = rest_kib.saturating_sub(base_kib) as f64;
     out(&format!(
-        "store gateway at rest (after sync): RSS {:.1} MiB = {:.0} KiB per block, {:.1} B per series-in-block; blocks' index size {:.1} MiB",
+        "store gateway at rest (after sync): RSS {:.1} MiB, {:.1} MiB over an empty bucket's {:.1} MiB = {:.0} KiB per block, {:.1} B per series-in-block; blocks' index size {:.1} MiB",
         rest_kib as f64 / 1024.0,
-        rest_kib as f64 / nblocks as f64,
-        rest_kib as f64 * 1024.0 / (nblocks as f64 * series as f64),
+        added_kib / 1024.0,
+        base_kib as f64 / 1024.0,
+        added_kib / nblocks as f64,
+        added_kib * 1024.0 / (nblocks as f64 * series as f64),
         index_bytes as f64 / 1048576.0
     ));
 
