@@ -215,18 +215,34 @@ pub(crate) fn decode_chunk(b: &Bytes) -> Result<RawChunk, String> {
     let e = |e: DecodeError| format!("chunk: {e}");
     let n = usize::try_from(d.uvarint().map_err(e)?).map_err(|_| "chunk length overflows")?;
     let hdr = b.len() - d.len();
-    let enc_and_data = d.bytes(n + 1).map_err(e)?;
+    let with_enc = n.checked_add(1).ok_or("chunk length overflows")?;
+    let enc_and_data = d.bytes(with_enc).map_err(e)?;
     let want = d.be32().map_err(e)?;
     if crc32(enc_and_data) != want {
         return Err("chunk checksum mismatch".into());
     }
-    let enc = Encoding::from_u8(enc_and_data[0]).map_err(|e| e.to_string())?;
+    let first = enc_and_data
+        .first()
+        .copied()
+        .ok_or("chunk: no encoding byte")?;
+    let enc = Encoding::from_u8(first).map_err(|e| e.to_string())?;
     Ok(RawChunk::new(enc, b.slice(hdr + 1..hdr + 1 + n)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_length_of_u64_max_is_an_error_not_a_panic() {
+        // A record claiming 2^64-1 bytes with a zero CRC (what a poisoned cache
+        // entry could hold): n + 1 must not wrap around to an empty slice.
+        let mut rec = vec![0xff; 9];
+        rec.push(0x01);
+        rec.extend_from_slice(&[0, 0, 0, 0]);
+        let err = decode_chunk(&Bytes::from(rec)).unwrap_err();
+        assert!(err.contains("overflow") || err.contains("chunk"), "{err}");
+    }
 
     #[test]
     fn varints_and_short_input() {

@@ -70,6 +70,13 @@ pub struct Config {
     /// Pause between shipper passes (Thanos: fixed 30s).
     #[arg(long = "shipper.sync-interval", value_parser = duration_arg, default_value = "30s", hide = true)]
     sync_interval: Duration,
+    /// Most series one Series request may return (0: no limit).
+    #[arg(long = "store.limits.request-series", default_value_t = 0)]
+    request_series: usize,
+    /// Most samples one Series request may return, as announced by the chunks
+    /// (0: no limit).
+    #[arg(long = "store.limits.request-samples", default_value_t = 0)]
+    request_samples: usize,
     /// Start of the time range served: RFC3339 or relative to now (`-2w`).
     #[arg(long = "min-time", value_parser = time_or_duration_arg,
           default_value = "0000-01-01T00:00:00Z")]
@@ -190,7 +197,9 @@ async fn serve_store_api(
         .await
         .with_context(|| format!("listening on --grpc-address {}", c.grpc_address))?;
     info!(address = %local(&listener), "listening for StoreAPI gRPC");
-    let opts = strata_storeapi::ServerOptions::new(strata_storeapi::ComponentType::Sidecar);
+    let mut opts = strata_storeapi::ServerOptions::new(strata_storeapi::ComponentType::Sidecar);
+    opts.max_series_per_request = c.request_series;
+    opts.max_samples_per_request = c.request_samples;
     let source: Arc<dyn strata_storage::Queryable> = source;
     let stop = shutdown.clone();
     Ok(tokio::spawn(async move {
@@ -239,6 +248,13 @@ mod tests {
         .c;
         assert!(c.upload_compacted);
         assert!(c.bucket().unwrap().is_some());
+        let c = Wrap::parse_from([
+            "strata",
+            "--store.limits.request-series=7",
+            "--store.limits.request-samples=9",
+        ])
+        .c;
+        assert_eq!((c.request_series, c.request_samples), (7, 9));
         assert!(Wrap::try_parse_from([
             "strata",
             "--objstore.config=a",
