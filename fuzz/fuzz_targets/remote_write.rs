@@ -31,9 +31,9 @@ impl Appender for Sink {
 fuzz_target!(|data: &[u8]| {
     let limits = LabelLimits::default();
     if let Ok(req) = decode_write_request(data) {
-        let _ = apply_write_request(&Sink, &req, &limits);
+        let _ = apply_write_request(&Sink, req, &limits);
     }
     if let Ok(req) = WriteRequest::decode(data) {
-        let _ = apply_write_request(&Sink, &req, &limits);
+        let _ = apply_write_request(&Sink, req, &limits);
     }
 });

@@ -78,6 +78,25 @@ fn metric(body: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// Polls `/metrics` (at most 40 s) until `name`'s value satisfies `ok`;
+/// returns that page.
+fn wait_metric(s: &StrataServer, name: &str, ok: impl Fn(f64) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let (code, body) = api_util::get(&s.url(), "/metrics");
+        assert_eq!(code, 200);
+        if metric(&body, name).is_some_and(&ok) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never matched:\n{body}\n{}",
+            s.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn head_compaction_truncation_and_reloads_are_counted() {
     // The fixture's head spans 65 s: with 20 s blocks, the background
@@ -96,20 +115,7 @@ fn head_compaction_truncation_and_reloads_are_counted() {
             "--storage.tsdb.max-block-duration=20s",
         ],
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let body = loop {
-        let (code, body) = api_util::get(&s.url(), "/metrics");
-        assert_eq!(code, 200);
-        if metric(&body, "prometheus_tsdb_compactions_total").unwrap_or(0.0) >= 1.0 {
-            break body;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no compaction:\n{body}\n{}",
-            s.stderr()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let body = wait_metric(&s, "prometheus_tsdb_compactions_total", |v| v >= 1.0);
     assert_eq!(
         metric(&body, "prometheus_tsdb_compactions_failed_total"),
         Some(0.0),
@@ -140,19 +146,7 @@ fn head_compaction_truncation_and_reloads_are_counted() {
         .sum();
     assert!(on_disk > 0);
     // The gauge is refreshed by the maintenance pass after the compaction.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    loop {
-        let (_, body) = api_util::get(&s.url(), "/metrics");
-        let got = metric(&body, "prometheus_tsdb_storage_blocks_bytes").unwrap_or(0.0);
-        if got > 0.0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "blocks bytes {got}, on disk {on_disk}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    wait_metric(&s, "prometheus_tsdb_storage_blocks_bytes", |v| v > 0.0);
     // The blocks answer like the head did.
     let (code, v) = get_json(
         &s.url(),

@@ -330,21 +330,33 @@ fn store_api_serves_recent_data_like_prometheus() {
         .as_millis() as i64;
     // Two scrapes back, so every scrape at or before it is stored.
     let t_ms = now_ms - 2000;
-    let promql = "{__name__=~\"up|prometheus_http_requests_total|prometheus_tsdb_head_series\"}";
+    // Every raw sample of every series in the last 5 minutes, as Prometheus'
+    // own API returns them (a range vector: 2.42 includes both ends).
     let (_, theirs) = get_json(
         &p.url(),
         "/api/v1/query",
         &[
-            ("query", promql),
+            ("query", "{__name__=~\".+\"}[5m]"),
             ("time", &format!("{}.{:03}", t_ms / 1000, t_ms % 1000)),
         ],
     );
-    let mut want: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
+    type Samples = Vec<(i64, String)>;
+    let mut want: BTreeMap<BTreeMap<String, String>, Samples> = BTreeMap::new();
     for r in theirs["data"]["result"].as_array().unwrap() {
         let l: BTreeMap<String, String> = serde_json::from_value(r["metric"].clone()).unwrap();
-        want.insert(l, r["value"][1].as_str().unwrap().to_string());
+        let vs = r["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let t = (p[0].as_f64().unwrap() * 1000.0).round() as i64;
+                (t, p[1].as_str().unwrap().to_string())
+            })
+            .collect();
+        want.insert(l, vs);
     }
-    assert!(want.len() >= 3, "{theirs}");
+    assert!(want.len() >= 100, "{theirs}");
+    assert!(want.values().map(Vec::len).sum::<usize>() >= 600);
 
     rt().block_on(async {
         let c = strata_storeapi::Client::connect(&format!("127.0.0.1:{}", s.grpc))
@@ -357,26 +369,46 @@ fn store_api_serves_recent_data_like_prometheus() {
         );
         assert_eq!(info.max_time, i64::MAX);
         assert!(info.min_time <= t_ms, "{info:?}");
-        let m = vec![name_matcher(
-            "up|prometheus_http_requests_total|prometheus_tsdb_head_series",
-        )];
-        let got = select(&c, &SelectRequest::new(t_ms - 300_000, t_ms, m.clone())).await;
-        let mut have: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
-        for (l, samples) in &got {
+        let all = select(
+            &c,
+            &SelectRequest::new(t_ms - 300_000, t_ms, vec![name_matcher(".+")]),
+        )
+        .await;
+        let mut have: BTreeMap<BTreeMap<String, String>, Samples> = BTreeMap::new();
+        for (l, samples) in &all {
             // StoreAPI series carry the external labels; Prometheus' API does not.
             assert_eq!(l.get("cluster"), Some("test"), "{l:?}");
             assert_eq!(l.get("replica"), Some("r0"), "{l:?}");
-            let Some((_, v)) = samples.iter().rev().find(|(t, _)| *t <= t_ms) else {
+            // Whole chunks may reach past the range: keep what was asked for.
+            // Staleness markers are stored, but the API never shows them.
+            let vs: Samples = samples
+                .iter()
+                .filter(|(t, v)| {
+                    (t_ms - 300_000..=t_ms).contains(t) && !strata_model::is_stale_nan(*v)
+                })
+                .map(|(t, v)| (*t, strata_promql_fmt(*v)))
+                .collect();
+            if vs.is_empty() {
                 continue;
-            };
+            }
             let l: BTreeMap<String, String> = l
                 .iter()
                 .filter(|x| x.name != "cluster" && x.name != "replica")
                 .map(|x| (x.name.clone(), x.value.clone()))
                 .collect();
-            have.insert(l, strata_promql_fmt(*v));
+            have.insert(l, vs);
         }
-        assert_eq!(have, want);
+        assert_eq!(have.len(), want.len());
+        assert!(
+            have == want,
+            "samples served over the StoreAPI differ from Prometheus' API"
+        );
+
+        let m = vec![name_matcher(
+            "up|prometheus_http_requests_total|prometheus_tsdb_head_series",
+        )];
+        let got = select(&c, &SelectRequest::new(t_ms - 300_000, t_ms, m.clone())).await;
+        assert!(got.len() >= 3, "{}", got.len());
 
         // External label matchers: matching keeps all, failing selects nothing.
         let mut ok = m.clone();

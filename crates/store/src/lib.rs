@@ -34,6 +34,8 @@ mod block;
 pub mod cache;
 mod decode;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod indexheader;
 mod metrics;
 mod options;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::peer::{describe, free_port};
+use crate::peer::free_port;
 
 /// How CI installs the Garage version the tests are written against.
 pub const GARAGE_INSTALL_HINT: &str =
@@ -244,23 +244,7 @@ impl GarageProcess {
     }
 
     fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let mut kill = Command::new("kill");
-        kill.args(["-TERM", &self.child.id().to_string()]);
-        if kill.status().is_err() {
-            eprintln!("{} failed; killing garage", describe(&kill));
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::peer::terminate(&mut self.child, Duration::from_secs(10));
     }
 }
 

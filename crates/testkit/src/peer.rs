@@ -86,6 +86,27 @@ pub fn run_stdout(cmd: &mut Command) -> String {
 }
 
 /// The command line, for error messages.
+/// Stops `child`: SIGTERM, up to `grace` for it to exit, then SIGKILL; reaps it.
+pub(crate) fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let mut kill = Command::new("kill");
+    kill.args(["-TERM", &child.id().to_string()]);
+    if kill.status().is_err() {
+        eprintln!("{} failed; sending SIGKILL", describe(&kill));
+    }
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 pub(crate) fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for arg in cmd.get_args() {

@@ -289,22 +289,9 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         Ok(t.elapsed())
     };
     let time = |url: &str, params: &[(&str, String)]| -> anyhow::Result<Duration> {
-        let mut ts = Vec::new();
-        for _ in 0..a.rounds {
-            let mut req = ureq::get(&format!("{url}/api/v1/query_range"));
-            for (k, v) in params {
-                req = req.query(k, v);
-            }
-            let t = Instant::now();
-            let r = req
-                .call()
-                .with_context(|| format!("{url}/api/v1/query_range"))?;
-            let body = r.into_string()?;
-            ts.push(t.elapsed());
-            if !body.contains("\"success\"") {
-                bail!("{url}: {body}");
-            }
-        }
+        let mut ts = (0..a.rounds)
+            .map(|_| time_one(url, params))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         ts.sort();
         Ok(ts[ts.len() / 2])
     };
