@@ -22,6 +22,19 @@ pub enum Error {
     /// Reading the block's local `meta.json` failed.
     #[error(transparent)]
     Tsdb(#[from] strata_tsdb::Error),
+    /// A compacted block overlaps blocks already in the bucket (with the same
+    /// external labels): uploading it would duplicate their data.
+    #[error(
+        "shipping compacted block {ulid} {range} is blocked: it overlaps {with} in the bucket"
+    )]
+    Overlap {
+        /// The local block.
+        ulid: String,
+        /// Its time range, ms.
+        range: String,
+        /// The overlapping bucket blocks and their ranges.
+        with: String,
+    },
     /// A local file operation failed.
     #[error("{path}: {source}")]
     Io {

@@ -11,6 +11,11 @@
 //! uploaded in Thanos' order. The state file is rewritten after every upload and
 //! at the end of the pass, listing only blocks that still exist locally. The
 //! first failed upload ends the pass with an error, so blocks go up in order.
+//!
+//! A compacted block (with `upload_compacted`) is only uploaded when its time
+//! range overlaps no block in the bucket that carries the same external
+//! labels, as in Thanos: otherwise the pass stops with [`Error::Overlap`]
+//! (say, Prometheus compacted blocks that were already shipped one by one).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,7 +29,7 @@ use ulid::Ulid;
 
 use crate::error::{Error, Result};
 use crate::meta::{source, Meta, CHUNKS_DIRNAME, INDEX_FILENAME, META_FILENAME};
-use crate::transfer::upload_block;
+use crate::transfer::{download_meta, list_blocks, upload_block};
 
 /// Default state file name (`--shipper.meta-file-name`).
 pub const DEFAULT_META_FILE_NAME: &str = "thanos.shipper.json";
@@ -203,6 +208,9 @@ impl Shipper {
         };
         let mut uploaded = 0usize;
         let metas = self.block_metas_from_oldest()?;
+        // Time ranges of the bucket's blocks with our labels, read once a pass
+        // when the first compacted block is about to go up.
+        let mut in_bucket: Option<Vec<(Ulid, i64, i64)>> = None;
         for (i, meta) in metas.iter().enumerate() {
             let id = meta.block.ulid;
             if known.contains(&id) {
@@ -224,10 +232,34 @@ impl Shipper {
                 push(&mut state, id);
                 continue;
             }
+            if meta.block.compaction.level > 1 {
+                if in_bucket.is_none() {
+                    in_bucket = Some(self.bucket_ranges().await?);
+                }
+                let ranges = in_bucket.as_deref().unwrap_or_default();
+                let (mint, maxt) = (meta.block.min_time, meta.block.max_time);
+                let with: Vec<String> = ranges
+                    .iter()
+                    .filter(|(other, lo, hi)| *other != id && *lo < maxt && mint < *hi)
+                    .map(|(other, lo, hi)| format!("{other} [{lo}, {hi})"))
+                    .collect();
+                if !with.is_empty() {
+                    self.metrics.upload_failures.inc();
+                    self.write_state(&state);
+                    return Err(Error::Overlap {
+                        ulid: id.to_string(),
+                        range: format!("[{mint}, {maxt})"),
+                        with: with.join(", "),
+                    });
+                }
+            }
             match self.upload(meta).await {
                 Ok(()) => {
                     push(&mut state, id);
                     uploaded += 1;
+                    if let Some(r) = in_bucket.as_mut() {
+                        r.push((id, meta.block.min_time, meta.block.max_time));
+                    }
                     self.metrics.uploads.inc();
                     // Record progress at once: a crash now must not lose it.
                     let mut partial = state.clone();
@@ -252,6 +284,20 @@ impl Shipper {
         }
         self.write_state(&state);
         Ok(uploaded)
+    }
+
+    /// `(ULID, minTime, maxTime)` of every complete block in the bucket whose
+    /// external labels are this shipper's.
+    async fn bucket_ranges(&self) -> Result<Vec<(Ulid, i64, i64)>> {
+        let list = list_blocks(&self.bucket).await?;
+        let mut out = Vec::new();
+        for id in list.complete {
+            let m = download_meta(&self.bucket, id).await?;
+            if m.thanos.labels == self.labels {
+                out.push((id, m.block.min_time, m.block.max_time));
+            }
+        }
+        Ok(out)
     }
 
     fn write_state(&self, state: &ShipperState) {

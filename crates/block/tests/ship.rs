@@ -398,3 +398,86 @@ async fn shipper_survives_failing_uploads() {
     }
     assert_eq!(state(dir), ids);
 }
+
+#[tokio::test]
+async fn compacted_block_overlapping_the_bucket_is_not_shipped() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let ids = make_blocks(dir);
+    let mut reg = Registry::default();
+    let (_fault, bucket) = fault_bucket(&mut reg);
+    // The three level-1 blocks are shipped one by one.
+    assert_eq!(shipper(dir, &bucket, &mut reg).sync().await.unwrap(), 3);
+
+    // Then the local TSDB compacts the first two into one level-2 block.
+    let merged = Ulid::new();
+    strata_testkit::copy_dir(&dir.join(ids[0].to_string()), &dir.join(merged.to_string()));
+    let second = Meta::read_from_dir(&dir.join(ids[1].to_string()))
+        .unwrap()
+        .block;
+    let mut m = Meta::read_from_dir(&dir.join(merged.to_string()))
+        .unwrap()
+        .block;
+    m.ulid = merged;
+    m.max_time = second.max_time;
+    m.compaction.level = 2;
+    m.write(&dir.join(merged.to_string())).unwrap();
+    for id in &ids[..2] {
+        std::fs::remove_dir_all(dir.join(id.to_string())).unwrap();
+    }
+    let opts = || ShipperOptions {
+        upload_compacted: true,
+        ..ShipperOptions::default()
+    };
+    let s = Shipper::new(
+        dir,
+        bucket.clone(),
+        labels(),
+        opts(),
+        &mut Registry::default(),
+    );
+    let err = s.sync().await.unwrap_err().to_string();
+    assert!(
+        err.contains(&merged.to_string())
+            && err.contains(&ids[0].to_string())
+            && err.contains(&ids[1].to_string())
+            && err.contains("overlaps"),
+        "{err}"
+    );
+    assert!(!list_blocks(&bucket)
+        .await
+        .unwrap()
+        .complete
+        .contains(&merged));
+
+    // Blocks of other external labels are no overlap: into a bucket holding the
+    // first block under another replica label, the merged block goes up.
+    let (_f2, other) = fault_bucket(&mut Registry::default());
+    let mut theirs = labels();
+    theirs.insert("replica".into(), "b".into());
+    let d2 = tempfile::tempdir().unwrap();
+    let again = make_blocks(d2.path());
+    upload_block(
+        &other,
+        &d2.path().join(again[0].to_string()),
+        &theirs,
+        "sidecar",
+    )
+    .await
+    .unwrap();
+    // (A fresh sidecar for that bucket: no state file.)
+    std::fs::remove_file(dir.join("thanos.shipper.json")).unwrap();
+    let s = Shipper::new(
+        dir,
+        other.clone(),
+        labels(),
+        opts(),
+        &mut Registry::default(),
+    );
+    assert_eq!(s.sync().await.unwrap(), 2);
+    assert!(list_blocks(&other)
+        .await
+        .unwrap()
+        .complete
+        .contains(&merged));
+}
