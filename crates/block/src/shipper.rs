@@ -233,10 +233,10 @@ impl Shipper {
                 continue;
             }
             if meta.block.compaction.level > 1 {
-                if in_bucket.is_none() {
-                    in_bucket = Some(self.bucket_ranges().await?);
-                }
-                let ranges = in_bucket.as_deref().unwrap_or_default();
+                let ranges = match &mut in_bucket {
+                    Some(r) => r,
+                    None => in_bucket.insert(self.bucket_ranges().await?),
+                };
                 let (mint, maxt) = (meta.block.min_time, meta.block.max_time);
                 let with: Vec<String> = ranges
                     .iter()

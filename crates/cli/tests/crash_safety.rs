@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_util;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -145,17 +147,7 @@ fn acknowledged_samples_survive_sigkill() {
     }
 
     // Every acknowledged sample exactly once: dump the data dir (blocks + WAL).
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["tools", "tsdb", "dump"])
-        .arg(tmp.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dump = String::from_utf8(out.stdout).unwrap();
+    let dump = api_util::strata_dump(&tmp.path().join("data"));
     let mut seen: BTreeMap<(String, i64), u32> = BTreeMap::new();
     for line in dump.lines() {
         let mut parts = line.rsplitn(3, ' ');

@@ -165,7 +165,7 @@ fn log_level_arg() -> String {
 struct Hooks {
     config_file: PathBuf,
     api: Mutex<Option<std::sync::Weak<Api>>>,
-    db: Arc<Db>,
+    storage: Storage,
     scrape: Arc<strata_scrape::ScrapeManager>,
     shutdown: CancellationToken,
     reload_metrics: ReloadMetrics,
@@ -230,7 +230,7 @@ impl Lifecycle for Hooks {
                 }
                 self.reload_metrics.record(true);
                 info!(file = %self.config_file.display(), "completed loading of configuration file");
-                self.db.reload().map_err(|e| e.to_string())
+                self.storage.reload().map_err(|e| e.to_string())
             }
             Err(e) => {
                 self.reload_metrics.record(false);
@@ -370,7 +370,7 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     let hooks = Arc::new(Hooks {
         config_file: c.config_file.clone(),
         api: Mutex::new(None),
-        db: db.clone(),
+        storage: storage.clone(),
         scrape: scrape.clone(),
         shutdown: shutdown.clone(),
         reload_metrics: reload_metrics.clone(),

@@ -17,6 +17,22 @@ pub fn strata() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_strata"))
 }
 
+/// `strata tools tsdb dump` of `dir` (blocks, and the WAL of a data
+/// directory); panics with its stderr when it fails.
+pub fn strata_dump(dir: &Path) -> String {
+    let out = Command::new(strata())
+        .args(["tools", "tsdb", "dump"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Backfills `opts`' OpenMetrics text into `<dir>/blocks` with
 /// `strata tools tsdb create-blocks-from openmetrics`; returns the text and the
 /// blocks directory.

@@ -3,11 +3,8 @@
 //! copy against `promtool tsdb dump` of the local one.
 
 use std::path::Path;
-use std::process::Command;
 
 use strata_objstore::Bucket;
-
-use super::strata;
 
 /// One runtime for every bucket call of a test process: a bucket's HTTP
 /// client keeps pooled connections whose tasks live on the runtime that
@@ -72,17 +69,7 @@ pub fn check_dump(b: &Bucket, tsdb: &Path, ids: &[String]) {
             .unwrap();
         strata_testkit::copy_dir(&tsdb.join(id), &local.join(id));
     }
-    let out = Command::new(strata())
-        .args(["tools", "tsdb", "dump"])
-        .arg(&down)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours = String::from_utf8(out.stdout).unwrap();
+    let ours = super::strata_dump(&down);
     let theirs = strata_testkit::promtool_dump(&local);
     assert!(
         ours.lines().count() > 1000,

@@ -4,8 +4,8 @@
 //! credentials). `use_grpc` is refused; `grpc_conn_pool_size` has no effect.
 //!
 //! Like the Go client library Thanos uses, `STORAGE_EMULATOR_HOST`
-//! (`host:port`, or a URL) points the bucket at an emulator: plain HTTP unless a scheme says otherwise, and no
-//! credentials.
+//! (`host:port`, or a URL) points the bucket at an emulator: plain HTTP
+//! unless a scheme says otherwise, and no credentials.
 
 use object_store::gcp::GoogleCloudStorageBuilder;
 use serde::Deserialize;

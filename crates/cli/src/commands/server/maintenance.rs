@@ -114,7 +114,8 @@ pub(super) fn build_info() -> BuildInfo {
 /// backfilled long ago stays), a block goes once the newest block's max time is at
 /// least `retention_ms` past its own max time; every older block goes with it.
 /// Returns how many blocks were deleted.
-fn apply_retention(db: &Db, retention_ms: i64) -> anyhow::Result<usize> {
+fn apply_retention(storage: &Storage, retention_ms: i64) -> anyhow::Result<usize> {
+    let db = &storage.db;
     let mut blocks: Vec<_> = db.blocks().iter().cloned().collect();
     if blocks.len() < 2 || retention_ms <= 0 {
         return Ok(0);
@@ -140,7 +141,9 @@ fn apply_retention(db: &Db, retention_ms: i64) -> anyhow::Result<usize> {
         info!(block = %dir.display(), "deleting block beyond retention");
         moved.push(tmp);
     }
-    db.reload().context("reloading blocks after retention")?;
+    storage
+        .reload()
+        .context("reloading blocks after retention")?;
     for tmp in moved {
         if let Err(e) = std::fs::remove_dir_all(&tmp) {
             warn!(dir = %tmp.display(), error = %e, "removing deleted block");
@@ -173,7 +176,7 @@ pub(super) fn maintain(
     if let Err(e) = storage.reload() {
         error!(error = %e, "reloading blocks");
     }
-    if let Err(e) = apply_retention(db, retention_ms) {
+    if let Err(e) = apply_retention(storage, retention_ms) {
         error!(error = %format!("{e:#}"), "applying retention");
     }
     metrics.update(db, storage.head.min_time());
