@@ -139,6 +139,19 @@ impl NoCompactMark {
     }
 }
 
+impl NoDownsampleMark {
+    /// A mark made now.
+    pub fn new(id: Ulid, reason: impl Into<String>, details: impl Into<String>) -> Self {
+        Self {
+            id,
+            version: 1,
+            details: details.into(),
+            no_downsample_time: unix_now(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// Encodes a marker like Go's `json.Marshal`.
 pub fn encode<M: Marker>(m: &M) -> Result<Vec<u8>> {
     serde_json::to_vec(m).map_err(|e| Error::Meta {

@@ -9,6 +9,7 @@
 
 mod aggr;
 mod bstream;
+pub mod downsampled;
 pub mod error;
 mod xor;
 
@@ -17,6 +18,7 @@ use std::fmt;
 use bytes::Bytes;
 
 pub use aggr::{AggrChunk, AggrType};
+pub use downsampled::{AverageIterator, CounterResetsIterator};
 pub use error::{Error, Result};
 pub use xor::{num_samples as xor_num_samples, XorAppender, XorChunk, XorIterator};
 

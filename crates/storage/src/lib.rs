@@ -26,7 +26,7 @@ pub use append::{AppendError, Appendable, Appender, CommitReport};
 pub use dedup::Dedup;
 pub use error::{Error, Result};
 pub use fanout::Fanout;
-pub use series::{ChunkMeta, ChunkSeries, SampleIter, SeriesData};
+pub use series::{AggrView, ChunkMeta, ChunkSeries, SampleIter, SeriesData};
 
 /// A stream of [`Frame`]s: series sorted by labels, interleaved with warnings.
 pub type ChunkSeriesStream = BoxStream<'static, Result<Frame>>;

@@ -1,6 +1,7 @@
 //! Subcommands.
 
 mod common;
+pub mod compact;
 pub mod demo;
 pub mod query;
 pub mod server;
@@ -13,6 +14,9 @@ use clap::Subcommand;
 /// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The compactor: compacts, deduplicates, downsamples and applies retention
+    /// to the blocks of a bucket (like `thanos compact`).
+    Compact(compact::Config),
     /// The whole stack on this machine in one command: two replicas with
     /// sidecars, a local-filesystem bucket, a store gateway and a deduplicating
     /// querier.
@@ -47,6 +51,7 @@ impl Command {
 /// Runs a subcommand.
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::Compact(c) => compact::run(c).await,
         Command::Demo(c) => demo::run(c).await,
         Command::Query(c) => query::run(c).await,
         Command::Server(c) => server::run(c).await,

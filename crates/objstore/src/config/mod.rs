@@ -233,7 +233,10 @@ fn filesystem_store(dir: &str) -> Result<LocalFileSystem> {
     let path = PathBuf::from(dir);
     std::fs::create_dir_all(&path)
         .map_err(|e| Error::Config(format!("FILESYSTEM: creating directory {dir}: {e}")))?;
+    // Deleting an object removes the directories it leaves empty, as Thanos'
+    // filesystem bucket does: an emptied block prefix is no longer listed.
     LocalFileSystem::new_with_prefix(&path)
+        .map(|s| s.with_automatic_cleanup(true))
         .map_err(|e| Error::Config(format!("FILESYSTEM: directory {dir}: {e}")))
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct FetchedSeries {
     data: strata_storage::ChunkSeries,
     min_t: i64,
     max_t: i64,
+    /// How downsampled aggregate chunks are read (from the surrounding function).
+    view: strata_storage::AggrView,
     /// Samples the chunks announce (an upper bound of what `decode` yields).
     pub approx_samples: usize,
 }
@@ -40,7 +42,7 @@ impl FetchedSeries {
     /// dropping staleness markers when `drop_stale`.
     pub fn decode(&self, buf: &mut Vec<Sample>, drop_stale: bool) -> Result<()> {
         buf.clear();
-        let mut it = self.data.samples();
+        let mut it = self.data.samples_for(self.view);
         while let Some(mut s) = it.next_sample().map_err(map_chunk_err)? {
             if s.t < self.min_t {
                 continue;
@@ -198,6 +200,7 @@ pub(crate) async fn prepare(
         let mut req = SelectRequest::new(w.min_t, w.max_t, matchers);
         req.hints = w.hints;
         req.hints.step_ms = step;
+        let view = strata_storage::AggrView::for_func(req.hints.func.as_deref());
         let mut stream = q.select(&req).await?;
         let mut series = Vec::new();
         while let Some(frame) = stream.next().await {
@@ -214,7 +217,10 @@ pub(crate) async fn prepare(
                             continue;
                         }
                         // Refuse what cannot be decoded now, with the clear error.
-                        if c.chunk.encoding != strata_chunkenc::Encoding::Xor {
+                        if !matches!(
+                            c.chunk.encoding,
+                            strata_chunkenc::Encoding::Xor | strata_chunkenc::Encoding::Aggr
+                        ) {
                             return Err(map_chunk_err(strata_storage::Error::Chunk(
                                 strata_chunkenc::Error::Unsupported(c.chunk.encoding),
                             )));
@@ -229,6 +235,7 @@ pub(crate) async fn prepare(
                         data: cs,
                         min_t: w.min_t,
                         max_t: w.max_t,
+                        view,
                         approx_samples: approx,
                     });
                 }

@@ -29,8 +29,8 @@ pub use replicas::merge_replicas;
 
 use crate::merge::merge_series;
 use crate::{
-    ChunkSeries, ChunkSeriesStream, LabelRequest, Queryable, Result, SelectRequest, SeriesData,
-    SourceInfo, WithWarnings,
+    AggrView, ChunkSeries, ChunkSeriesStream, LabelRequest, Queryable, Result, SelectRequest,
+    SeriesData, SourceInfo, WithWarnings,
 };
 
 /// How groups of replicas are merged.
@@ -92,6 +92,7 @@ fn merge_group(
     skip_chunks: bool,
     algorithm: Algorithm,
     counter: bool,
+    view: AggrView,
 ) -> Result<ChunkSeries> {
     if data.len() == 1 {
         if let Some(d) = data.pop() {
@@ -102,11 +103,13 @@ fn merge_group(
         return Ok(ChunkSeries::from_chunks(labels, Vec::new()));
     }
     let decodable = data.iter().all(|d| match d {
-        SeriesData::Chunks(c) => c.iter().all(|m| m.chunk.encoding == Encoding::Xor),
+        SeriesData::Chunks(c) => c
+            .iter()
+            .all(|m| matches!(m.chunk.encoding, Encoding::Xor | Encoding::Aggr)),
         SeriesData::Samples(_) => true,
     });
     if !decodable {
-        // Downsampled aggregates: no sample-level dedup; merge as overlapping chunks.
+        // Histograms: no sample-level dedup; merge as overlapping chunks.
         let group = data
             .into_iter()
             .map(|d| ChunkSeries {
@@ -122,7 +125,9 @@ fn merge_group(
             labels: Labels::empty(),
             data: d,
         };
-        replicas.push(s.collect_samples()?);
+        // Downsampled replicas are read through the aggregate the function
+        // needs, then deduplicated like raw samples (as Thanos' querier does).
+        replicas.push(s.collect_samples_for(view)?);
     }
     let merged = match algorithm {
         Algorithm::Strata => merge_replicas(&replicas),
@@ -144,10 +149,11 @@ impl Queryable for Dedup {
         let skip = req.skip_chunks;
         let algorithm = self.algorithm;
         let counter = is_counter_func(req.hints.func.as_deref());
+        let view = AggrView::for_func(req.hints.func.as_deref());
         Ok(regroup::regroup(
             inner,
             self.replica_labels.clone(),
-            move |labels, data| merge_group(labels, data, skip, algorithm, counter),
+            move |labels, data| merge_group(labels, data, skip, algorithm, counter, view),
         ))
     }
 

@@ -283,6 +283,7 @@ fn merge_group_decodes_samples_data() {
         false,
         Algorithm::Strata,
         false,
+        AggrView::Avg,
     )
     .unwrap();
     assert_eq!(ts(&s), vec![0, 10, 15, 25]);
@@ -308,7 +309,7 @@ fn groups_are_released_before_the_stream_ends() {
     ];
     let inner: ChunkSeriesStream = stream::iter(frames).chain(stream::pending()).boxed();
     let mut out = regroup::regroup(inner, vec!["replica".to_string()].into(), |l, d| {
-        merge_group(l, d, false, Algorithm::Strata, false)
+        merge_group(l, d, false, Algorithm::Strata, false, AggrView::Avg)
     });
     let first = out.next().now_or_never().flatten();
     let Some(Ok(Frame::Series(s))) = first else {
@@ -334,7 +335,7 @@ async fn inner_error_ends_the_stream() {
     ];
     let inner: ChunkSeriesStream = stream::iter(frames).boxed();
     let out: Vec<_> = regroup::regroup(inner, vec!["replica".to_string()].into(), |l, d| {
-        merge_group(l, d, false, Algorithm::Strata, false)
+        merge_group(l, d, false, Algorithm::Strata, false, AggrView::Avg)
     })
     .collect()
     .await;
