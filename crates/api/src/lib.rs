@@ -177,9 +177,22 @@ impl Api {
         form: &params::Form,
         step_ms: i64,
     ) -> Result<Arc<dyn Queryable>> {
+        Ok(self.query_source_for(form, step_ms)?.0)
+    }
+
+    /// The source for a query with `form`, and the lookback delta (ms) the
+    /// selector picks for it (`None`: the engine's default).
+    pub(crate) fn query_source_for(
+        &self,
+        form: &params::Form,
+        step_ms: i64,
+    ) -> Result<(Arc<dyn Queryable>, Option<i64>)> {
         match &self.selector {
-            None => Ok(self.queryable.clone()),
-            Some(s) => s.source(&SourceParams::from_form(form, step_ms)?),
+            None => Ok((self.queryable.clone(), None)),
+            Some(s) => {
+                let p = SourceParams::from_form(form, step_ms)?;
+                Ok((s.source(&p)?, s.lookback_delta_ms(&p)))
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 //! Thanos `pkg/api/query/v1.go`) handed to a [`SourceSelector`] that returns the
 //! [`Queryable`] to answer one request from. Without a selector (`strata server`)
 //! the API keeps its fixed source and ignores these parameters, as Prometheus does.
+//! The selector also picks the default lookback delta of each query, since
+//! downsampled data needs a longer one.
 
 use std::sync::Arc;
 
@@ -43,6 +45,12 @@ pub struct SourceParams {
 pub trait SourceSelector: Send + Sync + 'static {
     /// The source for a request with `params`; an error is returned to the user.
     fn source(&self, params: &SourceParams) -> Result<Arc<dyn Queryable>>;
+    /// The lookback delta, ms, of a query with `params` when the request gives
+    /// none (`lookback_delta`); `None`: the engine's default. The querier grows
+    /// it with `max_source_resolution` (Thanos `LookbackDeltaFactory`).
+    fn lookback_delta_ms(&self, _params: &SourceParams) -> Option<i64> {
+        None
+    }
     /// The `data` of `/api/v1/stores` (a JSON object), when the selector has
     /// endpoints to show.
     fn stores_json(&self) -> Option<String> {

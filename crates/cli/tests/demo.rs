@@ -143,6 +143,21 @@ fn demo_runs_the_stack_and_stops_cleanly() {
         "{stores}"
     );
 
+    // The compactor ran its first pass over the bucket.
+    let compact_log = dir.path().join("d/logs/compact.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&compact_log)
+        .unwrap_or_default()
+        .contains("compaction pass done")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "compactor did no pass within 30s:\n{}",
+            std::fs::read_to_string(&compact_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // The bucket config is the embedded default: a local filesystem bucket.
     let bucket = std::fs::read_to_string(dir.path().join("d/bucket.yml")).unwrap();
     assert!(bucket.contains("type: FILESYSTEM"), "{bucket}");
@@ -155,7 +170,7 @@ fn demo_runs_the_stack_and_stops_cleanly() {
         .filter_map(|p| p.split_whitespace().next())
         .filter_map(|p| p.parse().ok())
         .collect();
-    assert_eq!(pids.len(), 6, "{banner}");
+    assert_eq!(pids.len(), 7, "{banner}");
     assert!(pids.iter().all(|p| pid_alive(*p)));
 
     // Ctrl-C: every component stops and the demo exits 0.
@@ -178,7 +193,7 @@ fn demo_runs_the_stack_and_stops_cleanly() {
         .read_to_string(&mut text)
         .unwrap();
     assert!(status.success(), "demo exited with {status}:\n{text}");
-    assert_eq!(text.matches("stopped").count(), 6, "{text}");
+    assert_eq!(text.matches("stopped").count(), 7, "{text}");
     for p in pids {
         assert!(
             !pid_alive(p),

@@ -173,7 +173,9 @@ pub async fn delete_marked_blocks(
 }
 
 /// Deletes partial uploads (no `meta.json`) whose newest object is older than
-/// `threshold`; returns the prefixes deleted.
+/// `threshold`; returns the prefixes deleted. A prefix that still holds a
+/// `deletion-mark.json` is a deletion cut short (`meta.json` goes first), and
+/// is finished at once rather than after the threshold (Thanos waits).
 pub async fn clean_partial_uploads(
     bucket: &Bucket,
     partial: &[Ulid],
@@ -183,6 +185,24 @@ pub async fn clean_partial_uploads(
 ) -> Vec<Ulid> {
     let mut out = Vec::new();
     for &id in partial {
+        let deleting = bucket
+            .exists(&format!("{id}/{DELETION_MARK_FILENAME}"))
+            .await
+            .unwrap_or(false);
+        if deleting {
+            info!(block = %id, "finishing the deletion of a block whose meta.json is already gone");
+            match delete_block(bucket, id).await {
+                Ok(()) => {
+                    metrics.blocks_cleaned.inc();
+                    out.push(id);
+                }
+                Err(e) => {
+                    metrics.block_cleanup_failures.inc();
+                    warn!(block = %id, error = %e, "failed to finish deleting a block; will retry");
+                }
+            }
+            continue;
+        }
         let newest = match newest_object(bucket, id).await {
             Ok(Some(t)) => t,
             Ok(None) => continue,

@@ -13,7 +13,9 @@
 //!   response) or an error; it never waits on an endpoint longer than the timeout.
 //! - [`Querier`]: the HTTP API's [`SourceSelector`]: per request, a proxy with the
 //!   request's partial-response, resolution and store-match options, wrapped in
-//!   [`strata_storage::Dedup`] along the replica labels unless `dedup=false`.
+//!   [`strata_storage::Dedup`] along the replica labels unless `dedup=false`,
+//!   and the request's lookback delta ([`LookbackDelta`], which grows with
+//!   `max_source_resolution` so that downsampled data has no lookback gaps).
 //!
 //! Why dedup sits above the proxy: replicas live on different endpoints, so only
 //! after merging all streams are the replicas of one series neighbours.
@@ -21,6 +23,7 @@
 pub mod discovery;
 mod endpoints;
 mod error;
+mod lookback;
 mod proxy;
 
 use std::collections::HashSet;
@@ -34,7 +37,8 @@ use tracing::warn;
 pub use discovery::{EndpointSpec, Resolver, SdConfig, SystemResolver};
 pub use endpoints::{EndpointSet, EndpointSetOptions, EndpointStatus};
 pub use error::{Error, Result};
-pub use proxy::{label_sets_match, store_matches, Proxy, ProxyOptions};
+pub use lookback::LookbackDelta;
+pub use proxy::{label_sets_match, max_resolution_from_hints, store_matches, Proxy, ProxyOptions};
 
 /// Querier-wide defaults of the per-request options (the `--query.*` flags).
 #[derive(Clone, Debug)]
@@ -47,6 +51,11 @@ pub struct QuerierOptions {
     pub auto_downsampling: bool,
     /// Deadline of each endpoint call and of each wait for its next frame.
     pub endpoint_timeout: Option<Duration>,
+    /// `--query.lookback-delta`, ms (0 when unset: the engine's default).
+    pub lookback_delta_ms: i64,
+    /// `--query.dynamic-lookback-delta` (default true): the lookback delta
+    /// grows with the request's `max_source_resolution`.
+    pub dynamic_lookback_delta: bool,
 }
 
 impl Default for QuerierOptions {
@@ -56,6 +65,8 @@ impl Default for QuerierOptions {
             partial_response: true,
             auto_downsampling: false,
             endpoint_timeout: Some(Duration::from_secs(120)),
+            lookback_delta_ms: 0,
+            dynamic_lookback_delta: true,
         }
     }
 }
@@ -65,15 +76,18 @@ impl Default for QuerierOptions {
 pub struct Querier {
     set: EndpointSet,
     opts: QuerierOptions,
+    lookback: LookbackDelta,
     warned: Mutex<HashSet<String>>,
 }
 
 impl Querier {
     /// A querier over `set`.
     pub fn new(set: EndpointSet, opts: QuerierOptions) -> Self {
+        let lookback = LookbackDelta::new(opts.lookback_delta_ms, opts.dynamic_lookback_delta);
         Self {
             set,
             opts,
+            lookback,
             warned: Mutex::new(HashSet::new()),
         }
     }
@@ -134,19 +148,27 @@ impl Querier {
         out
     }
 
+    /// The request's maximum source resolution, ms (Thanos
+    /// `parseDownsamplingParamMillis`): `auto` is step/5, and so is a missing
+    /// parameter under `--query.auto-downsampling`; else raw (0). Instant
+    /// queries have no step, so `auto` reads raw data for them.
+    pub fn max_resolution_ms(&self, p: &SourceParams) -> i64 {
+        let auto = (p.step_ms / 5).max(0);
+        match p.max_source_resolution {
+            Some(MaxSourceResolution::Auto) => auto,
+            Some(MaxSourceResolution::Ms(ms)) => ms,
+            None if self.opts.auto_downsampling => auto,
+            None => 0,
+        }
+    }
+
     fn build(&self, p: &SourceParams) -> Arc<dyn Queryable> {
         let dedup = p.dedup.unwrap_or(true);
         let replica_labels = p
             .replica_labels
             .clone()
             .unwrap_or_else(|| self.opts.replica_labels.clone());
-        let auto = (p.step_ms / 5).max(0);
-        let max_resolution_ms = match p.max_source_resolution {
-            Some(MaxSourceResolution::Auto) => auto,
-            Some(MaxSourceResolution::Ms(ms)) => ms,
-            None if self.opts.auto_downsampling => auto,
-            None => 0,
-        };
+        let max_resolution_ms = self.max_resolution_ms(p);
         let warnings = if dedup {
             self.replica_label_warnings(&replica_labels)
         } else {
@@ -173,6 +195,11 @@ impl Querier {
 impl SourceSelector for Querier {
     fn source(&self, params: &SourceParams) -> strata_api::Result<Arc<dyn Queryable>> {
         Ok(self.build(params))
+    }
+
+    fn lookback_delta_ms(&self, params: &SourceParams) -> Option<i64> {
+        let ms = self.lookback.for_resolution(self.max_resolution_ms(params));
+        (ms > 0).then_some(ms)
     }
 
     fn stores_json(&self) -> Option<String> {

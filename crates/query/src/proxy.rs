@@ -13,7 +13,7 @@ use strata_model::{Labels, Matcher};
 use strata_storage::merge::merge_streams;
 use strata_storage::{
     merge_sorted_strings, ChunkSeriesStream, Error, Frame, LabelRequest, Queryable, Result,
-    SelectRequest, SourceInfo, WithWarnings,
+    SelectHints, SelectRequest, SourceInfo, WithWarnings,
 };
 use tracing::debug;
 
@@ -70,6 +70,36 @@ pub fn store_matches(addr: &str, sets: &[Vec<Matcher>]) -> bool {
                 m.matches(v)
             })
         })
+}
+
+/// Functions that need two samples in their range (Thanos
+/// `promqlFuncRequiresTwoSamples`).
+const TWO_SAMPLE_FUNCS: [&str; 9] = [
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "predict_linear",
+    "holt_winters",
+    "double_exponential_smoothing",
+];
+
+/// The resolution a selection may read (Thanos
+/// `maxResolutionFromSelectHints`): at most half the range of a function that
+/// needs two samples in its range, so that e.g. `rate(x[1h])` reads 5m data even
+/// when 1h data was allowed (one 1h sample per range has no rate).
+pub fn max_resolution_from_hints(max_resolution_ms: i64, hints: &SelectHints) -> i64 {
+    let two = hints
+        .func
+        .as_deref()
+        .is_some_and(|f| TWO_SAMPLE_FUNCS.contains(&f));
+    if hints.range_ms > 0 && two {
+        max_resolution_ms.min(hints.range_ms / 2)
+    } else {
+        max_resolution_ms
+    }
 }
 
 /// A failure of one endpoint, as a warning or an error.
@@ -230,7 +260,7 @@ impl Queryable for Proxy {
         let mut req = req.clone();
         req.partial_response = partial;
         if let Some(r) = self.opts.max_resolution_ms {
-            req.max_resolution_ms = r;
+            req.max_resolution_ms = max_resolution_from_hints(r, &req.hints);
         }
         let mut warnings = self.opts.warnings.clone();
         let mut calls = Vec::new();
@@ -304,6 +334,32 @@ mod tests {
 
     fn m(kind: MatchType, n: &str, v: &str) -> Matcher {
         Matcher::new(kind, n, v).unwrap()
+    }
+
+    /// Thanos' `maxResolutionFromSelectHints`.
+    #[test]
+    fn two_sample_functions_cap_resolution_at_half_their_range() {
+        let h = |func: Option<&str>, range_ms: i64| SelectHints {
+            func: func.map(String::from),
+            range_ms,
+            ..SelectHints::default()
+        };
+        let hour = 3_600_000;
+        assert_eq!(
+            max_resolution_from_hints(hour, &h(Some("rate"), hour)),
+            hour / 2
+        );
+        assert_eq!(
+            max_resolution_from_hints(hour, &h(Some("deriv"), 4 * hour)),
+            hour
+        );
+        assert_eq!(
+            max_resolution_from_hints(hour, &h(Some("max_over_time"), hour)),
+            hour
+        );
+        assert_eq!(max_resolution_from_hints(hour, &h(Some("rate"), 0)), hour);
+        assert_eq!(max_resolution_from_hints(hour, &h(None, hour)), hour);
+        assert_eq!(max_resolution_from_hints(0, &h(Some("increase"), hour)), 0);
     }
 
     #[test]

@@ -70,10 +70,11 @@ fn engine_error(e: strata_promql::Error) -> Error {
 async fn instant_query(api: &Api, form: &Form) -> Result<Success> {
     let limit = parse_limit(form)?;
     let ts = parse_time_param(form, "time", now_ms())?;
-    let opts = query_options(form)?;
+    let mut opts = query_options(form)?;
     let q = form.value("query");
     check_query(q)?;
-    let source = api.source_for(form, 0)?;
+    let (source, lookback) = api.query_source_for(form, 0)?;
+    opts.lookback_delta_ms = opts.lookback_delta_ms.or(lookback);
     let res = api
         .engine
         .instant_query(source, q, ts, &opts)
@@ -95,10 +96,12 @@ async fn range_query(api: &Api, form: &Form) -> Result<Success> {
     let step_ns =
         parse_duration_ns(form.value("step")).map_err(|e| Error::invalid_param("step", e))?;
     let step_ms = check_range(start, end, step_ns)?;
-    let opts = query_options(form)?;
+    let mut opts = query_options(form)?;
     let q = form.value("query");
     check_query(q)?;
-    let source = api.source_for(form, step_ms)?;
+    let (source, lookback) = api.query_source_for(form, step_ms)?;
+    // The request's `lookback_delta` wins over the selector's (Thanos v1.go).
+    opts.lookback_delta_ms = opts.lookback_delta_ms.or(lookback);
     let res = api
         .engine
         .range_query(source, q, start, end, step_ms, &opts)

@@ -386,3 +386,90 @@ async fn lifecycle() {
     let (s, _) = get(&api2, "/-/quit").await;
     assert_eq!(s, 405);
 }
+
+/// One series `x` with a single sample (t = 0, v = 1).
+#[derive(Debug)]
+struct OneSample;
+
+#[async_trait]
+impl Queryable for OneSample {
+    async fn select(&self, _req: &SelectRequest) -> strata_storage::Result<ChunkSeriesStream> {
+        let s = ChunkSeries {
+            labels: Labels::from_pairs([("__name__", "x")]),
+            data: strata_storage::SeriesData::Samples(Arc::from(vec![strata_model::Sample {
+                t: 0,
+                v: 1.0,
+            }])),
+        };
+        Ok(Box::pin(stream::iter(vec![Ok(Frame::Series(s))])))
+    }
+
+    async fn label_names(
+        &self,
+        _req: &LabelRequest,
+    ) -> strata_storage::Result<WithWarnings<Vec<String>>> {
+        Ok(WithWarnings::new(Vec::new()))
+    }
+
+    async fn label_values(
+        &self,
+        _name: &str,
+        _req: &LabelRequest,
+    ) -> strata_storage::Result<WithWarnings<Vec<String>>> {
+        Ok(WithWarnings::new(Vec::new()))
+    }
+
+    fn info(&self) -> SourceInfo {
+        SourceInfo::default()
+    }
+}
+
+/// A selector whose lookback delta is 1h when `max_source_resolution` is given.
+struct WideLookback;
+
+impl crate::SourceSelector for WideLookback {
+    fn source(&self, _params: &crate::SourceParams) -> crate::Result<Arc<dyn Queryable>> {
+        Ok(Arc::new(OneSample))
+    }
+
+    fn lookback_delta_ms(&self, params: &crate::SourceParams) -> Option<i64> {
+        params.max_source_resolution.map(|_| 3_600_000)
+    }
+}
+
+/// The selector's lookback delta applies per request, and the request's own
+/// `lookback_delta` wins over it (Thanos `pkg/api/query/v1.go`).
+#[tokio::test]
+async fn selector_picks_the_lookback_delta() {
+    let api = Arc::new(
+        Api::new(
+            Arc::new(OneSample),
+            Arc::new(Engine::new(EngineOptions::default())),
+            ServerInfo::default(),
+        )
+        .with_source_selector(Arc::new(WideLookback)),
+    );
+    let found = |body: &str| !body.contains(r#""result":[]"#);
+    // 30 minutes after the sample: beyond the default 5m lookback.
+    let (s, b) = get(&api, "/api/v1/query?query=x&time=1800").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(!found(&b), "{b}");
+    let (_, b) = get(
+        &api,
+        "/api/v1/query?query=x&time=1800&max_source_resolution=1h",
+    )
+    .await;
+    assert!(found(&b), "{b}");
+    let (_, b) = get(
+        &api,
+        "/api/v1/query_range?query=x&start=1800&end=1800&step=60&max_source_resolution=1h",
+    )
+    .await;
+    assert!(found(&b), "{b}");
+    let (_, b) = get(
+        &api,
+        "/api/v1/query?query=x&time=1800&max_source_resolution=1h&lookback_delta=1m",
+    )
+    .await;
+    assert!(!found(&b), "{b}");
+}

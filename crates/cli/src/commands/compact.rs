@@ -410,7 +410,11 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     let result = if c.wait {
         run_waiting(&c, compactor, bucket, blocks, shutdown.clone()).await
     } else {
-        match compactor.run_once().await {
+        let pass = tokio::select! {
+            r = compactor.run_once() => r,
+            () = shutdown.cancelled() => Err(Failure::Retry(strata_compact::Error::Cancelled)),
+        };
+        match pass {
             Ok(r) => {
                 info!(
                     compacted = r.compacted.len(),
@@ -477,7 +481,11 @@ async fn run_waiting(
     let mut halted = false;
     loop {
         if !halted {
-            match compactor.run_once().await {
+            let pass = tokio::select! {
+                r = compactor.run_once() => r,
+                () = shutdown.cancelled() => break,
+            };
+            match pass {
                 Ok(r) => {
                     compactor.metrics().iterations.inc();
                     info!(

@@ -8,6 +8,8 @@
 //! - a `strata sidecar` per replica, shipping blocks to a FILESYSTEM bucket in the
 //!   data directory and serving recent data over the StoreAPI;
 //! - a `strata store` gateway over that bucket;
+//! - a `strata compact --wait` compactor over that bucket, deduplicating the
+//!   replicas into one block per range and downsampling as the bucket grows;
 //! - a `strata query` deduplicating on `prometheus_replica`, serving the
 //!   Prometheus HTTP API at `--http-address`.
 //!
@@ -349,8 +351,32 @@ async fn start_all(
         format!("--grpc-address={store_grpc}"),
         format!("--http-address={store_http}"),
         format!("--sync-block-duration={}", c.sync_block_duration),
+        // Shorter than the compactor's delete delay, so the store stops
+        // serving compacted-away blocks before they are deleted.
+        "--ignore-deletion-marks-delay=2m".to_string(),
     ];
     components.push(spawn("store", &args, logs, store_http)?);
+    if let Some(last) = components.last_mut() {
+        wait_ready(last, logs).await?;
+    }
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
+    let compact_http = format!("127.0.0.1:{}", free_port()?);
+    let args = vec![
+        "compact".to_string(),
+        "--wait".to_string(),
+        "--wait-interval=1m".to_string(),
+        format!("--data-dir={}", dir.join("compact").display()),
+        format!("--objstore.config-file={}", bucket_cfg.display()),
+        format!("--http-address={compact_http}"),
+        "--deduplication.replica-label=prometheus_replica".to_string(),
+        // The demo's blocks are minutes long: no need to wait 30 minutes
+        // before compacting them, nor two days before deleting their sources.
+        "--consistency-delay=1m".to_string(),
+        "--delete-delay=10m".to_string(),
+    ];
+    components.push(spawn("compact", &args, logs, compact_http)?);
     if let Some(last) = components.last_mut() {
         wait_ready(last, logs).await?;
     }
@@ -378,7 +404,7 @@ fn print_banner(c: &Config, dir: &Path) {
     let q = "sum by (instance) (rate(prometheus_http_requests_total[1m]))";
     let enc: String = form_encode(q);
     out("");
-    out("Strata demo is running: two replicas, their sidecars, a store gateway and a querier.");
+    out("Strata demo is running: two replicas, their sidecars, a store gateway, a compactor and a querier.");
     out(&format!(
         "  Query API (Prometheus-compatible, add it to Grafana): {url}"
     ));

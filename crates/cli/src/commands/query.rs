@@ -109,6 +109,16 @@ pub struct Config {
     /// How far back to look for a sample (default 5m).
     #[arg(long = "query.lookback-delta", value_parser = duration_arg)]
     lookback_delta: Option<Duration>,
+    /// Widen the lookback delta for downsampled data: to 5m or 1h as the
+    /// request's `max_source_resolution` allows them (Thanos' hidden flag).
+    #[arg(long = "query.dynamic-lookback-delta", hide = true, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new(),
+          overrides_with = "no_dynamic_lookback_delta")]
+    dynamic_lookback_delta: Option<bool>,
+    /// Turns `--query.dynamic-lookback-delta` off.
+    #[arg(long = "no-query.dynamic-lookback-delta", hide = true, action = ArgAction::SetTrue)]
+    no_dynamic_lookback_delta: bool,
     /// Maximum samples one query may load.
     #[arg(long = "query.max-samples", default_value_t = 50_000_000, hide = true)]
     max_samples: usize,
@@ -182,6 +192,10 @@ impl Config {
             "query.partial-response".into(),
             self.partial_response_default().to_string(),
         );
+        f.insert(
+            "query.dynamic-lookback-delta".into(),
+            self.dynamic_lookback_delta().to_string(),
+        );
         f.insert("web.external-prefix".into(), self.external_prefix.clone());
         f.insert("web.route-prefix".into(), self.route_prefix.clone());
         f
@@ -189,6 +203,17 @@ impl Config {
 
     fn partial_response_default(&self) -> bool {
         self.partial_response.unwrap_or(!self.no_partial_response)
+    }
+
+    fn dynamic_lookback_delta(&self) -> bool {
+        self.dynamic_lookback_delta
+            .unwrap_or(!self.no_dynamic_lookback_delta)
+    }
+
+    /// `--query.lookback-delta`, ms (0 when unset).
+    fn lookback_delta_ms(&self) -> i64 {
+        self.lookback_delta
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }
 
@@ -209,15 +234,18 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
             partial_response: c.partial_response_default(),
             auto_downsampling: c.auto_downsampling,
             endpoint_timeout: Some(endpoint_timeout),
+            lookback_delta_ms: c.lookback_delta_ms(),
+            dynamic_lookback_delta: c.dynamic_lookback_delta(),
         },
     ));
 
     let mut registry = Registry::default();
     let http_metrics = HttpMetrics::new(&mut registry);
     let engine = Arc::new(Engine::new(EngineOptions {
-        lookback_delta_ms: c.lookback_delta.map_or(5 * 60 * 1000, |d| {
-            i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-        }),
+        lookback_delta_ms: match c.lookback_delta_ms() {
+            0 => 5 * 60 * 1000,
+            ms => ms,
+        },
         max_samples: c.max_samples,
         timeout: c.query_timeout,
         max_concurrency: c.max_concurrent.max(1),
@@ -367,6 +395,16 @@ mod tests {
         assert_eq!(c.sd_interval, Duration::from_secs(300));
         assert_eq!(c.default_evaluation_interval, Duration::from_secs(60));
         assert!(!c.auto_downsampling);
+        assert!(c.dynamic_lookback_delta());
+        assert_eq!(c.lookback_delta_ms(), 0);
+        for (flag, want) in [
+            ("--no-query.dynamic-lookback-delta", false),
+            ("--query.dynamic-lookback-delta=false", false),
+            ("--query.dynamic-lookback-delta", true),
+        ] {
+            let c = Wrap::parse_from(["strata", flag]).c;
+            assert_eq!(c.dynamic_lookback_delta(), want, "{flag}");
+        }
         let c = Wrap::parse_from([
             "strata",
             "--endpoint=127.0.0.1:1",

@@ -102,6 +102,11 @@ fn convert(ms: &Matchers, out: &mut Vec<Matcher>) -> Result<()> {
     Ok(())
 }
 
+/// Collects the selectors of `e`. `func` is the innermost function or
+/// aggregation above the selector, as Prometheus' `extractFuncFromPath` finds
+/// it for the select hints: parentheses, unary minus and subqueries pass it
+/// through, a binary operator clears it (it decides which aggregate of
+/// downsampled data is read).
 #[allow(clippy::too_many_arguments)]
 fn walk<'e>(
     e: &'e Expr,
@@ -151,19 +156,20 @@ fn walk<'e>(
                 None => (start - off, end - off),
             };
             let r = duration_ms(&sq.range)?;
-            walk(&sq.expr, s - r, en, lookback, qs, qe, None, out)?;
+            walk(&sq.expr, s - r, en, lookback, qs, qe, func, out)?;
         }
         Expr::Paren(p) => walk(&p.expr, start, end, lookback, qs, qe, func, out)?,
-        Expr::Unary(u) => walk(&u.expr, start, end, lookback, qs, qe, None, out)?,
+        Expr::Unary(u) => walk(&u.expr, start, end, lookback, qs, qe, func, out)?,
         Expr::Binary(b) => {
             walk(&b.lhs, start, end, lookback, qs, qe, None, out)?;
             walk(&b.rhs, start, end, lookback, qs, qe, None, out)?;
         }
         Expr::Aggregate(a) => {
+            let op = a.op.to_string();
             if let Some(p) = &a.param {
-                walk(p, start, end, lookback, qs, qe, None, out)?;
+                walk(p, start, end, lookback, qs, qe, Some(&op), out)?;
             }
-            walk(&a.expr, start, end, lookback, qs, qe, None, out)?;
+            walk(&a.expr, start, end, lookback, qs, qe, Some(&op), out)?;
         }
         Expr::Call(c) => {
             for a in &c.args.args {
@@ -256,5 +262,33 @@ fn map_chunk_err(e: strata_storage::Error) -> Error {
             ))
         }
         other => Error::Storage(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hint function of each selector, as Prometheus'
+    /// `extractFuncFromPath` gives it.
+    fn funcs(q: &str) -> Vec<Option<String>> {
+        let e = promql_parser::parser::parse(q).unwrap();
+        let mut out = Vec::new();
+        walk(&e, 0, 0, 1, 0, 0, None, &mut out).unwrap();
+        out.into_iter().map(|w| w.hints.func).collect()
+    }
+
+    #[test]
+    fn hint_function_follows_prometheus() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(funcs("x"), [None]);
+        assert_eq!(funcs("max_over_time(x[1h])"), [some("max_over_time")]);
+        assert_eq!(funcs("sum(rate(x[5m]))"), [some("rate")]);
+        assert_eq!(funcs("max(x)"), [some("max")]);
+        assert_eq!(funcs("count_values(\"v\", x)"), [some("count_values")]);
+        assert_eq!(funcs("min_over_time(x[1h:5m])"), [some("min_over_time")]);
+        assert_eq!(funcs("abs(-(x))"), [some("abs")]);
+        assert_eq!(funcs("max(x + y)"), [None, None]);
+        assert_eq!(funcs("topk(scalar(y), x)"), [some("scalar"), some("topk")]);
     }
 }
