@@ -591,6 +591,7 @@ impl Compactor {
         let cancel = self.cancel.clone();
         let func = self.opts.merge_func;
         let out_dir = dir.clone();
+        let merge_began = std::time::Instant::now();
         let merged =
             tokio::task::spawn_blocking(move || compact_blocks(&out_dir, &inputs, func, &cancel))
                 .await
@@ -635,6 +636,9 @@ impl Compactor {
                     self.metrics.vertical_compactions.get_or_create(&res).inc();
                 }
                 self.metrics.samples_written.inc_by(stats.samples);
+                self.metrics
+                    .merge_seconds
+                    .inc_by(merge_began.elapsed().as_secs_f64());
                 self.metrics.chunks_copied.inc_by(stats.chunks_copied);
                 self.metrics.chunks_reencoded.inc_by(stats.chunks_reencoded);
                 let new_id = bm.ulid;

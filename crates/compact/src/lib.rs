@@ -31,3 +31,5 @@ pub use compactor::{
 };
 pub use error::{Error, Result};
 pub use metrics::Metrics;
+pub mod rewrite;
+pub mod verify;

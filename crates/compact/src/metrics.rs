@@ -105,6 +105,9 @@ pub struct Metrics {
     pub chunks_copied: Counter,
     /// `strata_compact_chunks_reencoded_total`: chunks re-cut from merged samples.
     pub chunks_reencoded: Counter,
+    /// `strata_compact_merge_seconds_total`: time spent merging blocks (not
+    /// downloading or uploading them).
+    pub merge_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 fn histogram() -> Histogram {
@@ -146,6 +149,7 @@ impl Metrics {
             samples_written: Counter::default(),
             chunks_copied: Counter::default(),
             chunks_reencoded: Counter::default(),
+            merge_seconds: Counter::default(),
         };
         let r = registry;
         r.register(

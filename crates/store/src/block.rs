@@ -347,7 +347,7 @@ impl BucketBlock {
     }
 
     /// Series entries (exact bytes) of `refs` (sorted), from the cache or the bucket.
-    async fn fetch_series(&self, h: &IndexHeader, refs: &[u32]) -> Result<Vec<Bytes>> {
+    pub(crate) async fn fetch_series(&self, h: &IndexHeader, refs: &[u32]) -> Result<Vec<Bytes>> {
         let keys: Vec<CacheKey> = refs
             .iter()
             .map(|&r| CacheKey::Series {
@@ -414,9 +414,63 @@ impl BucketBlock {
         Ok(out)
     }
 
-    /// Series matching `matchers` (external-label matchers already removed) with
-    /// chunks overlapping `[mint, maxt]`, sorted by labels (external labels
-    /// added), and warnings (e.g. chunks outside the range meta.json claims).
+    /// Decodes the series entry `b` of ref `r`: its labels as stored (without
+    /// external labels) and its chunks overlapping `[mint, maxt]`. Chunks outside
+    /// the block's meta.json range are dropped and counted in `outside`.
+    pub(crate) fn decode_entry(
+        &self,
+        h: &IndexHeader,
+        r: u32,
+        b: &[u8],
+        (mint, maxt): (i64, i64),
+        outside: &mut usize,
+    ) -> Result<(Labels, Vec<ChunkRef>)> {
+        let s = decode_series(b, |i| h.symbol(i)).map_err(|m| {
+            Error::corrupt(
+                self.id,
+                "index",
+                u64::from(r) * 16,
+                format!("series {r}: {m}"),
+            )
+        })?;
+        let (bmin, bmax) = (self.min_time(), self.max_time());
+        let mut chunks = s.chunks;
+        chunks.retain(|c| {
+            if c.min_time < bmin || c.max_time >= bmax {
+                *outside += 1;
+                return false;
+            }
+            c.min_time <= maxt && c.max_time >= mint
+        });
+        Ok((s.labels, chunks))
+    }
+
+    /// `labels` with the block's external labels set (they win over stored ones).
+    pub(crate) fn with_ext(&self, labels: Labels) -> Labels {
+        if self.ext.is_empty() {
+            return labels;
+        }
+        let mut b = labels.builder();
+        for l in self.ext.iter() {
+            b.set(l.name.clone(), l.value.clone());
+        }
+        b.build()
+    }
+
+    /// The warning (also logged) for `outside` chunks beyond meta.json's range.
+    pub(crate) fn outside_warning(&self, outside: usize) -> String {
+        let (bmin, bmax) = (self.min_time(), self.max_time());
+        warn!(block = %self.id, chunks = outside, min_time = bmin, max_time = bmax, "meta.json time range does not cover the block's chunks");
+        format!(
+            "block {}: {outside} chunk(s) lie outside the time range [{bmin}, {bmax}) of its meta.json; they were skipped",
+            self.id
+        )
+    }
+
+    /// All series matching `matchers` (external-label matchers already removed)
+    /// with chunks overlapping `[mint, maxt]`, sorted by labels (external labels
+    /// added), and warnings. Label queries use it; `select` reads series in
+    /// batches instead (see `crate::lazy`).
     pub(crate) async fn select_series(
         &self,
         matchers: &[Matcher],
@@ -426,51 +480,23 @@ impl BucketBlock {
         let h = self.header().await?;
         let refs = self.postings_for(&h, matchers).await?;
         let entries = self.fetch_series(&h, &refs).await?;
-        let (bmin, bmax) = (self.min_time(), self.max_time());
         let mut out = Vec::with_capacity(refs.len());
         let mut outside = 0usize;
-        for (r, b) in refs.iter().zip(entries) {
-            let s = decode_series(&b, |i| h.symbol(i)).map_err(|m| {
-                Error::corrupt(
-                    self.id,
-                    "index",
-                    u64::from(*r) * 16,
-                    format!("series {r}: {m}"),
-                )
-            })?;
-            let mut chunks = s.chunks;
-            chunks.retain(|c| {
-                if c.min_time < bmin || c.max_time >= bmax {
-                    outside += 1;
-                    return false;
-                }
-                c.min_time <= maxt && c.max_time >= mint
-            });
-            if chunks.is_empty() {
-                continue;
+        for (&r, b) in refs.iter().zip(entries) {
+            let (labels, chunks) = self.decode_entry(&h, r, &b, (mint, maxt), &mut outside)?;
+            if !chunks.is_empty() {
+                out.push(Selected {
+                    labels: self.with_ext(labels),
+                    chunks,
+                });
             }
-            let labels = if self.ext.is_empty() {
-                s.labels
-            } else {
-                let mut b = s.labels.builder();
-                for l in self.ext.iter() {
-                    b.set(l.name.clone(), l.value.clone());
-                }
-                b.build()
-            };
-            out.push(Selected { labels, chunks });
         }
         if !out.windows(2).all(|w| w[0].labels <= w[1].labels) {
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
         let mut warnings = Vec::new();
         if outside > 0 {
-            let msg = format!(
-                "block {}: {outside} chunk(s) lie outside the time range [{bmin}, {bmax}) of its meta.json; they were skipped",
-                self.id
-            );
-            warn!(block = %self.id, chunks = outside, min_time = bmin, max_time = bmax, "meta.json time range does not cover the block's chunks");
-            warnings.push(msg);
+            warnings.push(self.outside_warning(outside));
         }
         Ok((out, warnings))
     }
@@ -551,7 +577,8 @@ impl BucketBlock {
                         block: self.id,
                         chunk_ref: refs[i],
                     },
-                    rec.slice(..need.min(rec.len())),
+                    // A copy: a slice would pin the whole coalesced read.
+                    Bytes::copy_from_slice(rec.get(..need).unwrap_or(&rec)),
                 );
                 out[i] = Some(chunk);
             }

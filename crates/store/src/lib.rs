@@ -16,6 +16,9 @@
 //! highest resolution at most `max_resolution_ms`, gaps filled from lower ones),
 //! resolves postings from the index-header, and reads postings lists, series
 //! entries and chunks with ranged GETs, coalescing ranges closer than 512 KiB.
+//! Series entries and chunks are read lazily, a batch of postings at a time
+//! (`--debug.series-batch-size`), so a request holds about one batch per
+//! block rather than every block's series (see `lazy`).
 //! Postings and series entries go through an [`IndexCache`] (in-memory LRU or
 //! memcached). Series carry the block's external labels and stream sorted,
 //! merged across blocks; chunks are passed through as stored (raw XOR or
@@ -37,6 +40,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod indexheader;
+mod lazy;
 mod metrics;
 mod options;
 mod ranges;
@@ -45,5 +49,8 @@ mod store;
 
 pub use cache::{IndexCache, IndexCacheConfig};
 pub use error::{Error, Result};
-pub use options::{Limits, StoreOptions, DEFAULT_MAX_GAP_BYTES, SAMPLES_PER_CHUNK_ESTIMATE};
+pub use options::{
+    Limits, StoreOptions, DEFAULT_MAX_GAP_BYTES, DEFAULT_SERIES_BATCH_SIZE,
+    SAMPLES_PER_CHUNK_ESTIMATE,
+};
 pub use store::{BucketStore, StoreStats, SyncReport};

@@ -9,6 +9,8 @@ use crate::cache::IndexCacheConfig;
 
 /// Thanos' gap below which two ranges are read as one (512 KiB).
 pub const DEFAULT_MAX_GAP_BYTES: u64 = 512 * 1024;
+/// Postings expanded per batch by default (Thanos' `SeriesBatchSize`).
+pub const DEFAULT_SERIES_BATCH_SIZE: usize = 10_000;
 /// Samples assumed per chunk when enforcing the samples limit (as Thanos).
 pub const SAMPLES_PER_CHUNK_ESTIMATE: u64 = 120;
 
@@ -62,7 +64,9 @@ pub struct StoreOptions {
     pub index_header_idle_timeout: Duration,
     /// Ranges closer than this are read with one GET.
     pub max_gap_bytes: u64,
-    /// Series whose chunks are fetched together while streaming.
+    /// Postings of a block expanded per batch when selecting series: series
+    /// entries and chunks are read a batch at a time, so a request holds about
+    /// one batch per block (`--debug.series-batch-size`, Thanos' 10000).
     pub series_batch_size: usize,
 }
 
@@ -81,7 +85,7 @@ impl StoreOptions {
             ignore_deletion_marks_delay: Duration::from_secs(24 * 3600),
             index_header_idle_timeout: Duration::from_secs(300),
             max_gap_bytes: DEFAULT_MAX_GAP_BYTES,
-            series_batch_size: 1000,
+            series_batch_size: DEFAULT_SERIES_BATCH_SIZE,
         }
     }
 }

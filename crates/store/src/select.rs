@@ -2,8 +2,7 @@
 //! resolution (thanos `bucketBlockSet.getFor`), limits, and the streams of
 //! series merged across blocks.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,16 +10,19 @@ use futures::stream::{self, StreamExt};
 use strata_model::{Labels, Matcher};
 use strata_storage::merge::merge_streams;
 use strata_storage::{
-    merge_sorted_strings, ChunkMeta, ChunkSeries, ChunkSeriesStream, Error as StorageError, Frame,
-    LabelRequest, Queryable, SelectRequest, SourceInfo, WithWarnings,
+    merge_sorted_strings, ChunkSeriesStream, Error as StorageError, Frame, LabelRequest, Queryable,
+    SelectRequest, SourceInfo, WithWarnings,
 };
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::block::{BucketBlock, Selected};
 use crate::indexheader::IndexHeader;
-use crate::metrics::Metrics;
-use crate::options::SAMPLES_PER_CHUNK_ESTIMATE;
+use crate::lazy::{BlockSeries, Limiter, Query};
 use crate::store::{BucketStore, Group, State};
+
+/// Blocks read at once by one request (opening them, then loading batches).
+const BLOCK_CONCURRENCY: usize = 8;
 
 /// Splits `matchers` against external labels `ext`: `None` when one
 /// contradicts them (the block cannot match), else the matchers left for the
@@ -40,6 +42,12 @@ pub(crate) fn index_matchers(ext: &Labels, matchers: &[Matcher]) -> Option<Vec<M
 /// Thanos' `getFor`: the blocks of resolution index `i` (and, for the gaps they
 /// leave, of the next lower resolutions) overlapping `[mint, maxt]`.
 fn get_for(g: &Group, mint: i64, maxt: i64, i: usize, out: &mut Vec<Arc<BucketBlock>>) {
+    // An empty gap (overlapping blocks of one resolution) needs no lower
+    // resolution; without this a long lower-resolution block spanning it would
+    // be read into the range the higher resolution covers (Thanos returns nil).
+    if mint > maxt {
+        return;
+    }
     let Some(blocks) = g.blocks.get(i) else {
         return;
     };
@@ -61,99 +69,6 @@ fn get_for(g: &Group, mint: i64, maxt: i64, i: usize, out: &mut Vec<Arc<BucketBl
     if lower {
         get_for(g, start, maxt, i + 1, out);
     }
-}
-
-/// Counts series and estimated samples of one request against the limits.
-struct Limiter<'a> {
-    max_series: u64,
-    max_samples: u64,
-    series: AtomicU64,
-    samples: AtomicU64,
-    metrics: &'a Metrics,
-}
-
-impl Limiter<'_> {
-    fn add(&self, series: u64, chunks: u64) -> Result<(), StorageError> {
-        let s = self.series.fetch_add(series, Ordering::Relaxed) + series;
-        if self.max_series > 0 && s > self.max_series {
-            self.metrics.dropped("series");
-            return Err(StorageError::Limit(format!(
-                "exceeded series limit: the query selects more than {} series (--store.limits.request-series={})",
-                self.max_series, self.max_series
-            )));
-        }
-        let n = chunks.saturating_mul(SAMPLES_PER_CHUNK_ESTIMATE);
-        let t = self.samples.fetch_add(n, Ordering::Relaxed) + n;
-        if self.max_samples > 0 && t > self.max_samples {
-            self.metrics.dropped("samples");
-            return Err(StorageError::Limit(format!(
-                "exceeded samples limit: the query touches more than {} samples, estimated as {SAMPLES_PER_CHUNK_ESTIMATE} per chunk (--store.limits.request-samples={})",
-                self.max_samples, self.max_samples
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Streams a block's selected series, fetching chunks `batch` series at a time.
-/// A failure ends the block's stream with a warning naming it.
-fn block_stream(
-    b: Arc<BucketBlock>,
-    series: Vec<Selected>,
-    skip_chunks: bool,
-    batch: usize,
-    metrics: Metrics,
-) -> ChunkSeriesStream {
-    if skip_chunks {
-        return stream::iter(series.into_iter().map(|s| {
-            Ok(Frame::Series(ChunkSeries::from_chunks(
-                s.labels,
-                Vec::new(),
-            )))
-        }))
-        .boxed();
-    }
-    let st = (b, VecDeque::from(series), false);
-    stream::unfold(st, move |(b, mut rest, done)| {
-        let metrics = metrics.clone();
-        async move {
-            if done || rest.is_empty() {
-                return None;
-            }
-            let n = batch.max(1).min(rest.len());
-            let part: Vec<Selected> = rest.drain(..n).collect();
-            let refs: Vec<u64> = part.iter().flat_map(|s| s.chunks.iter().map(|c| c.chunk_ref)).collect();
-            match b.fetch_chunks(&refs).await {
-                Ok(chunks) => {
-                    let mut it = chunks.into_iter();
-                    let frames: Vec<_> = part
-                        .into_iter()
-                        .map(|s| {
-                            let cs = s
-                                .chunks
-                                .iter()
-                                .zip(it.by_ref())
-                                .map(|(c, chunk)| ChunkMeta {
-                                    min_time: c.min_time,
-                                    max_time: c.max_time,
-                                    chunk,
-                                })
-                                .collect();
-                            Ok(Frame::Series(ChunkSeries::from_chunks(s.labels, cs)))
-                        })
-                        .collect();
-                    Some((frames, (b, rest, false)))
-                }
-                Err(e) => {
-                    warn!(block = %b.id, error = %e, "reading chunks failed; the block's remaining series are skipped");
-                    metrics.warnings.inc();
-                    Some((vec![Ok(Frame::Warning(e.to_string()))], (b, rest, true)))
-                }
-            }
-        }
-    })
-    .flat_map(stream::iter)
-    .boxed()
 }
 
 impl BucketStore {
@@ -284,36 +199,44 @@ impl Queryable for BucketStore {
         self.metrics
             .series_blocks_queried
             .inc_by(picked.len() as u64);
-        let results = stream::iter(picked)
-            .map(|(b, ms)| async move {
-                let r = b.select_series(&ms, mint, maxt).await;
-                (b, r)
+        let q = Query {
+            mint,
+            maxt,
+            skip_chunks: req.skip_chunks,
+            batch: self.opts.series_batch_size.max(1),
+            limiter: Arc::new(Limiter {
+                max_series: self.opts.limits.max_series,
+                max_samples: self.opts.limits.max_samples,
+                series: AtomicU64::new(0),
+                samples: AtomicU64::new(0),
+                metrics: self.metrics.clone(),
+            }),
+            loads: Arc::new(Semaphore::new(BLOCK_CONCURRENCY)),
+        };
+        // Each block's postings and first batch are read here, so that limits
+        // hit early fail the request itself; later batches are read as the
+        // merge consumes the blocks' streams.
+        let opened = stream::iter(picked)
+            .map(|(b, ms)| {
+                let q = q.clone();
+                async move {
+                    let r = match BlockSeries::open(b.clone(), &ms, q).await {
+                        Ok(mut bs) => match bs.step().await {
+                            Ok(first) => Ok(Ok((bs, first))),
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Ok(Err(e)),
+                    };
+                    (b, r)
+                }
             })
-            .buffer_unordered(8)
+            .buffer_unordered(BLOCK_CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
-        let limiter = Limiter {
-            max_series: self.opts.limits.max_series,
-            max_samples: self.opts.limits.max_samples,
-            series: AtomicU64::new(0),
-            samples: AtomicU64::new(0),
-            metrics: &self.metrics,
-        };
-        let mut streams = Vec::new();
-        for (b, r) in results {
-            match r {
-                Ok((series, w)) => {
-                    let chunks: u64 = series.iter().map(|s| s.chunks.len() as u64).sum();
-                    limiter.add(series.len() as u64, chunks)?;
-                    warnings.extend(w);
-                    streams.push(block_stream(
-                        b,
-                        series,
-                        req.skip_chunks,
-                        self.opts.series_batch_size,
-                        self.metrics.clone(),
-                    ));
-                }
+        let mut streams = Vec::with_capacity(opened.len());
+        for (b, r) in opened {
+            match r? {
+                Ok((bs, first)) => streams.push(bs.stream(first)),
                 Err(e) => {
                     warn!(block = %b.id, error = %e, "selecting series from block failed; other blocks keep serving");
                     warnings.push(e.to_string());

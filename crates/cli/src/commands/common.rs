@@ -92,6 +92,47 @@ pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     secs.checked_mul(1000)?.checked_add(frac_ms)
 }
 
+/// The object storage configuration of a `--<flag>-file` / `--<flag>` pair
+/// (e.g. `objstore.config`); `None` when neither is set.
+pub(crate) fn bucket_config(
+    file: Option<&std::path::Path>,
+    inline: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<Option<strata_objstore::BucketConfig>> {
+    use anyhow::Context;
+    if let Some(p) = file {
+        return strata_objstore::BucketConfig::from_file(p)
+            .map(Some)
+            .with_context(|| format!("loading --{flag}-file {}", p.display()));
+    }
+    match inline {
+        Some(y) => strata_objstore::BucketConfig::parse(y)
+            .map(Some)
+            .with_context(|| format!("parsing --{flag}")),
+        None => Ok(None),
+    }
+}
+
+/// Relabel configs of a `--<flag>-file` / `--<flag>` pair (e.g.
+/// `selector.relabel-config`); empty when neither is set.
+pub(crate) fn relabel_configs(
+    file: Option<&std::path::Path>,
+    inline: Option<&str>,
+    flag: &str,
+) -> anyhow::Result<Vec<strata_model::relabel::RelabelConfig>> {
+    use anyhow::Context;
+    let (text, what) = match (file, inline) {
+        (Some(p), _) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading --{flag}-file {}", p.display()))?,
+            format!("--{flag}-file {}", p.display()),
+        ),
+        (None, Some(y)) => (y.to_string(), format!("--{flag}")),
+        (None, None) => return Ok(Vec::new()),
+    };
+    strata_config::parse_relabel_configs(&text).with_context(|| format!("parsing {what}"))
+}
+
 /// The bound address of `l`, for logs.
 pub(crate) fn local(l: &tokio::net::TcpListener) -> String {
     l.local_addr().map(|a| a.to_string()).unwrap_or_default()

@@ -31,7 +31,9 @@ use strata_objstore::{Bucket, BucketConfig};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::common::{duration_arg, local, time_or_duration_arg, wait_for_signal};
+use super::common::{
+    bucket_config, duration_arg, local, relabel_configs, time_or_duration_arg, wait_for_signal,
+};
 
 /// `strata compact` flags (Thanos' names and defaults).
 #[derive(Debug, Args)]
@@ -157,30 +159,22 @@ pub struct Config {
 
 impl Config {
     fn bucket(&self) -> anyhow::Result<BucketConfig> {
-        if let Some(p) = &self.objstore_config_file {
-            return BucketConfig::from_file(p)
-                .with_context(|| format!("loading --objstore.config-file {}", p.display()));
-        }
-        if let Some(y) = &self.objstore_config {
-            return BucketConfig::parse(y).context("parsing --objstore.config");
-        }
-        bail!(
-            "no object storage configured: --objstore.config-file or --objstore.config is required"
+        bucket_config(
+            self.objstore_config_file.as_deref(),
+            self.objstore_config.as_deref(),
+            "objstore.config",
+        )?
+        .context(
+            "no object storage configured: --objstore.config-file or --objstore.config is required",
         )
     }
 
     fn relabel(&self) -> anyhow::Result<Vec<RelabelConfig>> {
-        let (text, what) = match (&self.relabel_config_file, &self.relabel_config) {
-            (Some(p), _) => (
-                std::fs::read_to_string(p).with_context(|| {
-                    format!("reading --selector.relabel-config-file {}", p.display())
-                })?,
-                format!("--selector.relabel-config-file {}", p.display()),
-            ),
-            (None, Some(y)) => (y.clone(), "--selector.relabel-config".to_string()),
-            (None, None) => return Ok(Vec::new()),
-        };
-        strata_config::parse_relabel_configs(&text).with_context(|| format!("parsing {what}"))
+        relabel_configs(
+            self.relabel_config_file.as_deref(),
+            self.relabel_config.as_deref(),
+            "selector.relabel-config",
+        )
     }
 
     /// Everything the flags describe, checked before anything starts.
@@ -525,4 +519,72 @@ async fn run_waiting(
     }
     warn!("compactor stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        c: Config,
+    }
+
+    #[test]
+    fn defaults_and_flag_names_match_thanos() {
+        let c = Wrap::parse_from(["strata"]).c;
+        assert!(c.bucket().is_err(), "no objstore config is an error");
+        assert_eq!(c.http_address, "0.0.0.0:10902");
+        assert!(!c.wait && !c.downsampling_disable && !c.halt_on_error);
+        let o = c.options().unwrap();
+        assert_eq!(o.sync.consistency_delay, Duration::from_secs(1800));
+        assert_eq!(o.sync.delete_delay, Duration::from_secs(48 * 3600));
+        assert_eq!(o.retention, Retention::default());
+        assert_eq!(o.ranges.len(), 5);
+        assert_eq!(o.block_max_index_size, 64 << 30);
+        assert_eq!(o.merge_func, MergeFunc::Union);
+        assert!(!o.vertical);
+    }
+
+    #[test]
+    fn parses_every_group_of_flags_and_refuses_contradictions() {
+        let c = Wrap::parse_from([
+            "strata",
+            "--objstore.config=type: FILESYSTEM\nconfig:\n  directory: /tmp/x\n",
+            "--wait",
+            "--wait-interval=1m",
+            "--retention.resolution-raw=30d",
+            "--retention.resolution-5m=90d",
+            "--retention.resolution-1h=180d",
+            "--deduplication.replica-label=prometheus_replica",
+            "--deduplication.func=penalty",
+            "--debug.max-compaction-level=2",
+            "--selector.relabel-config=- action: keep\n  source_labels: [cluster]\n  regex: a\n",
+        ])
+        .c;
+        assert!(c.bucket().is_ok());
+        let o = c.options().unwrap();
+        assert!(o.vertical);
+        assert_eq!(o.merge_func, MergeFunc::Penalty);
+        assert_eq!(o.retention.five_m, Duration::from_secs(90 * 86_400));
+        assert_eq!(o.ranges, vec![3_600_000, 7_200_000, 28_800_000]);
+        assert_eq!(o.sync.relabel.len(), 1);
+
+        let short = Wrap::parse_from(["strata", "--retention.resolution-raw=1d"]).c;
+        let e = format!("{:#}", short.options().unwrap_err());
+        assert!(e.contains("40h"), "{e}");
+        let off = Wrap::parse_from([
+            "strata",
+            "--retention.resolution-raw=1d",
+            "--downsampling.disable",
+        ])
+        .c;
+        assert!(off.options().is_ok());
+        let bad = Wrap::parse_from(["strata", "--deduplication.func=median"]).c;
+        assert!(format!("{:#}", bad.options().unwrap_err()).contains("median"));
+        let bad = Wrap::parse_from(["strata", "--debug.max-compaction-level=9"]).c;
+        assert!(bad.options().is_err());
+    }
 }

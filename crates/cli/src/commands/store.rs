@@ -110,6 +110,10 @@ pub struct Config {
     #[arg(long = "store.index-header-lazy-reader-idle-timeout", value_parser = duration_arg,
           default_value = "5m")]
     index_header_idle_timeout: Duration,
+    /// Postings expanded per batch when selecting a block's series: series
+    /// entries and chunks are read a batch at a time (memory grows with it).
+    #[arg(long = "debug.series-batch-size", default_value_t = strata_store::DEFAULT_SERIES_BATCH_SIZE, hide = true)]
+    series_batch_size: usize,
 }
 
 impl Config {
@@ -189,6 +193,7 @@ impl Config {
         o.meta_fetch_concurrency = self.block_meta_fetch_concurrency.max(1);
         o.ignore_deletion_marks_delay = self.ignore_deletion_marks_delay;
         o.index_header_idle_timeout = self.index_header_idle_timeout;
+        o.series_batch_size = self.series_batch_size.max(1);
         Ok(o)
     }
 }
@@ -408,6 +413,9 @@ mod tests {
         assert!(o.min_time < -62_000_000_000_000 && o.max_time > 253_000_000_000_000);
         assert!(o.relabel.is_empty());
         assert_eq!(o.index_cache, IndexCacheConfig::in_memory(250 << 20));
+        assert_eq!(o.series_batch_size, 10_000);
+        let c = Wrap::parse_from(["strata", "--debug.series-batch-size=2"]).c;
+        assert_eq!(c.store_options().unwrap().series_batch_size, 2);
     }
 
     #[test]

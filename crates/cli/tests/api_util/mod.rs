@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use strata_testkit::openmetrics::{generate, Options};
 
+pub mod bucket;
 pub mod shipped;
 
 /// The `strata` binary under test.

@@ -23,7 +23,8 @@ struct State {
 }
 
 /// An LRU of postings and series entries holding at most `max_size` bytes
-/// (values plus keys); items above `max_item_size` are not stored.
+/// (values, keys and per-entry overhead); items above `max_item_size` are not
+/// stored.
 #[derive(Debug)]
 pub struct InMemoryIndexCache {
     max_size: u64,
@@ -35,8 +36,14 @@ pub struct InMemoryIndexCache {
     added: Counter,
 }
 
+/// Memory an entry costs beyond its key and value bytes: its slots in the
+/// hash map and the recency tree, and the value's allocation and shared
+/// header. Counting it keeps the cache's resident size near `max_size` even
+/// for small items (series entries of ~60 bytes).
+const ENTRY_OVERHEAD: usize = 240;
+
 fn entry_size(k: &CacheKey, v: &Bytes) -> u64 {
-    (k.size() + v.len() + 48) as u64
+    (k.size() + v.len() + ENTRY_OVERHEAD) as u64
 }
 
 impl InMemoryIndexCache {

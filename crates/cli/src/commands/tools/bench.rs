@@ -37,6 +37,8 @@ enum BenchCommand {
     /// Store gateway memory, bucket bytes per query and latency through the
     /// querier, next to Prometheus on the same blocks.
     Store(super::bench_store::StoreArgs),
+    /// Compactor throughput (2h → 8h → 2d, raw → 5m, 5m → 1h) and peak memory.
+    Compact(super::bench_compact::CompactArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +91,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         }
         BenchCommand::Ingest(a) => {
             tokio::task::spawn_blocking(move || super::bench_ingest::run(a)).await?
+        }
+        BenchCommand::Compact(a) => {
+            tokio::task::spawn_blocking(move || super::bench_compact::run(a)).await?
         }
         BenchCommand::Store(a) => {
             tokio::task::spawn_blocking(move || super::bench_store::run(a)).await?

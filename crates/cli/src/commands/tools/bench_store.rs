@@ -6,8 +6,10 @@
 //! and `strata query` on the store gateway. It reports the store gateway's resident
 //! memory at rest per block and per series (next to the blocks' index size), the
 //! bytes it fetched from the bucket per query (next to the size of the blocks the
-//! query touches), and range-query latency through querier → store gateway
-//! next to Prometheus on the same blocks.
+//! query touches), range-query latency through querier → store gateway next to
+//! Prometheus on the same blocks, and the peak resident memory of both during
+//! each query (the kernel's high-water mark, reset before each query through
+//! `/proc/<pid>/clear_refs`). The last query reads every series of every block.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,6 +38,9 @@ pub struct StoreArgs {
     /// Working directory (default: a temporary one, removed afterwards).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// `--debug.series-batch-size` of the store gateway (default: its own).
+    #[arg(long)]
+    series_batch_size: Option<usize>,
 }
 
 fn out(s: &str) {
@@ -70,6 +75,13 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Resets the peak resident memory (VmHWM) of `pid` to its current RSS, so a
+/// later [`Proc::peak_rss_kib`] is the peak since now. Linux only; false when
+/// the kernel refuses.
+fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
 /// Sum of a counter family's samples on a `/metrics` page.
@@ -153,15 +165,16 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
     let me = std::env::current_exe()?;
     let start_store = |data_dir: &Path, cfg: &Path| -> anyhow::Result<(Proc, u16)> {
         let (sg, sh) = (free_port()?, free_port()?);
-        let (p, _) = Proc::start(
-            Command::new(&me)
-                .arg("store")
-                .arg(format!("--data-dir={}", data_dir.display()))
-                .arg(format!("--objstore.config-file={}", cfg.display()))
-                .arg(format!("--grpc-address=127.0.0.1:{sg}"))
-                .arg(format!("--http-address=127.0.0.1:{sh}")),
-            sh,
-        )?;
+        let mut cmd = Command::new(&me);
+        cmd.arg("store")
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--objstore.config-file={}", cfg.display()))
+            .arg(format!("--grpc-address=127.0.0.1:{sg}"))
+            .arg(format!("--http-address=127.0.0.1:{sh}"));
+        if let Some(n) = a.series_batch_size {
+            cmd.arg(format!("--debug.series-batch-size={n}"));
+        }
+        let (p, _) = Proc::start(&mut cmd, sh)?;
         Ok((p, sg))
     };
     // The same binary over an empty bucket: what any store gateway costs.
@@ -264,14 +277,27 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
             "sum by (job) (rate(bench_requests_total[5m]))".into(),
             a.hours,
         ),
+        (
+            "all series, all",
+            "count({__name__=~\"bench_.+\"})".into(),
+            a.hours,
+        ),
     ];
     out(&format!(
-        "range queries (step: range/360): one cold run, then the median of {} warm runs; bytes the cold run fetched from the bucket:",
+        "range queries (step: range/360): one cold run, then the median of {} warm runs; bytes the cold run fetched from the bucket; peak RSS during the query's runs (store gateway: cold and warm; prometheus: its runs):",
         a.rounds
     ));
     out(&format!(
-        "{:<24} {:>11} {:>12} {:>12} {:>7} {:>14} {:>16}",
-        "query", "cold", "query→store", "prometheus", "ratio", "cold fetched", "of blocks read"
+        "{:<24} {:>11} {:>12} {:>12} {:>7} {:>14} {:>16} {:>10} {:>10}",
+        "query",
+        "cold",
+        "query→store",
+        "prometheus",
+        "ratio",
+        "cold fetched",
+        "of blocks read",
+        "SG peak",
+        "prom peak"
     ));
     let time_one = |url: &str, params: &[(&str, String)]| -> anyhow::Result<Duration> {
         let mut req = ureq::get(&format!("{url}/api/v1/query_range"));
@@ -296,6 +322,8 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         Ok(ts[ts.len() / 2])
     };
     let mut ratios = Vec::new();
+    // Peaks over all queries (per-query peaks reset the kernel's high-water mark).
+    let (mut sg_max, mut prom_max) = (0u64, 0u64);
     for (name, q, hours) in &classes {
         let start = end - hours * 3600;
         let step = (hours * 3600 / 360).max(15);
@@ -308,21 +336,36 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         // The first run is cold (nothing cached): its bytes are what a query
         // costs the bucket; then the median of warm runs.
         let before = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")?;
+        let peaks = reset_peak_rss(store.pid());
         let cold = time_one(&query.url, &p)?;
         let fetched = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")? - before;
         let s = time(&query.url, &p)?;
+        let sg_peak = store.peak_rss_kib();
+        let peaks = reset_peak_rss(prom.pid()) && peaks;
         let pr = time(&prom.url, &p)?;
+        let prom_peak = prom.peak_rss_kib();
+        sg_max = sg_max.max(sg_peak);
+        prom_max = prom_max.max(prom_peak);
+        let peak = |kib: u64| {
+            if peaks {
+                format!("{} MiB", kib >> 10)
+            } else {
+                "n/a".to_string()
+            }
+        };
         let touched = (*hours as f64 / 2.0).ceil() + 1.0;
         let ratio = s.as_secs_f64() / pr.as_secs_f64();
         ratios.push(ratio);
         out(&format!(
-            "{name:<24} {:>11.2?} {:>12.2?} {:>12.2?} {:>6.2}x {:>10.2} MiB {:>15.1}%",
+            "{name:<24} {:>11.2?} {:>12.2?} {:>12.2?} {:>6.2}x {:>10.2} MiB {:>15.1}% {:>10} {:>10}",
             cold,
             s,
             pr,
             ratio,
             fetched / 1048576.0,
-            100.0 * fetched / (touched.min(nblocks as f64) * block_bytes)
+            100.0 * fetched / (touched.min(nblocks as f64) * block_bytes),
+            peak(sg_peak),
+            peak(prom_peak)
         ));
     }
     ratios.sort_by(f64::total_cmp);
@@ -332,10 +375,10 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         ratios[ratios.len() - 1]
     ));
     out(&format!(
-        "peak RSS: store gateway {} MiB, querier {} MiB, prometheus {} MiB",
-        store.peak_rss_kib() >> 10,
+        "peak RSS over all queries: store gateway {} MiB, querier {} MiB, prometheus {} MiB",
+        sg_max.max(store.peak_rss_kib()) >> 10,
         query.peak_rss_kib() >> 10,
-        prom.peak_rss_kib() >> 10
+        prom_max.max(prom.peak_rss_kib()) >> 10
     ));
     drop(query);
     drop(store);

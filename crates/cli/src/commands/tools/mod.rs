@@ -1,10 +1,12 @@
 //! `strata tools`.
 
 pub mod bench;
+mod bench_compact;
 mod bench_ingest;
 mod bench_proc;
 mod bench_query;
 mod bench_store;
+pub mod bucket;
 pub mod tsdb;
 
 use clap::{Args, Subcommand};
@@ -22,6 +24,8 @@ enum ToolsCommand {
     Tsdb(tsdb::Config),
     /// Benchmarks of hot paths (XOR codec, block writing, series selection).
     Bench(bench::Config),
+    /// Bucket utility commands (like `thanos tools bucket`).
+    Bucket(bucket::Config),
 }
 
 /// Runs a tools subcommand.
@@ -29,5 +33,6 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
     match c.cmd {
         ToolsCommand::Tsdb(t) => tsdb::run(t).await,
         ToolsCommand::Bench(b) => bench::run(b).await,
+        ToolsCommand::Bucket(b) => bucket::run(b).await,
     }
 }
