@@ -413,7 +413,7 @@ mod tests {
         assert!(o.min_time < -62_000_000_000_000 && o.max_time > 253_000_000_000_000);
         assert!(o.relabel.is_empty());
         assert_eq!(o.index_cache, IndexCacheConfig::in_memory(250 << 20));
-        assert_eq!(o.series_batch_size, 10_000);
+        assert_eq!(o.series_batch_size, 1_000);
         let c = Wrap::parse_from(["strata", "--debug.series-batch-size=2"]).c;
         assert_eq!(c.store_options().unwrap().series_batch_size, 2);
     }

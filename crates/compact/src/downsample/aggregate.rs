@@ -12,15 +12,19 @@ use strata_storage::ChunkMeta;
 use crate::error::{Error, Result};
 
 /// The end timestamp of the window of width `r` that `t` falls into (windows
-/// are `[from, to)`, so the end is the window's last millisecond).
+/// are `[from, to)`, so the end is the window's last millisecond). Wraps
+/// around at the ends of the range as Go's arithmetic does (found by fuzzing:
+/// corrupt timestamps must not panic).
 pub fn current_window(t: i64, r: i64) -> i64 {
-    t - (t % r) + r - 1
+    t.wrapping_sub(t.wrapping_rem(r))
+        .wrapping_add(r)
+        .wrapping_sub(1)
 }
 
 /// The fraction of `[mint, maxt]` covered by `count` samples at `step`,
 /// capped at 1.
 fn range_fullness(mint: i64, maxt: i64, step: i64, count: usize) -> f64 {
-    let f = count as f64 / ((maxt - mint) as f64 / step as f64);
+    let f = count as f64 / (maxt.wrapping_sub(mint) as f64 / step as f64);
     if f > 1.0 {
         1.0
     } else {
@@ -31,10 +35,10 @@ fn range_fullness(mint: i64, maxt: i64, step: i64, count: usize) -> f64 {
 /// How many chunks a downsampled series should get so that each holds at
 /// most about 140 samples (Thanos' `targetChunkCount`).
 pub fn target_chunk_count(mint: i64, maxt: i64, in_res: i64, out_res: i64, count: usize) -> usize {
-    let max_samples = ((maxt - mint) / out_res) as f64;
+    let max_samples = (maxt.wrapping_sub(mint) / out_res) as f64;
     // Go converts NaN and out-of-range floats to an arbitrary integer; every
     // such case ends in one chunk there as here.
-    let exp = (max_samples * range_fullness(mint, maxt, in_res, count)) as i64 + 1;
+    let exp = ((max_samples * range_fullness(mint, maxt, in_res, count)) as i64).wrapping_add(1);
     let mut x: i64 = 1;
     while exp / x > 140 {
         x += 1;
@@ -387,5 +391,20 @@ mod tests {
         assert_eq!(target_chunk_count(0, two_days, 60_000, 300_000, 11_520), 5);
         assert_eq!(target_chunk_count(0, 0, 60_000, 300_000, 1), 1);
         assert_eq!(target_chunk_count(5, 5, 60_000, 300_000, 0), 1);
+        // Found by fuzzing: timestamps at the ends of the range wrap, no panic.
+        let _ = current_window(i64::MAX - 5, 300_000);
+        let _ = current_window(i64::MIN + 5, 300_000);
+        let _ = target_chunk_count(i64::MIN, i64::MAX, 60_000, 300_000, 3);
+        let s = [
+            Sample {
+                t: i64::MAX - 1,
+                v: 1.0,
+            },
+            Sample {
+                t: i64::MAX,
+                v: 2.0,
+            },
+        ];
+        assert!(downsample_raw(&s, 300_000).is_ok());
     }
 }
