@@ -405,6 +405,7 @@ mod tests {
                 v: 2.0,
             },
         ];
-        assert!(downsample_raw(&s, 300_000).is_ok());
+        // Windows past the end of time wrap around: an error, not a panic.
+        assert!(downsample_raw(&s, 300_000).is_err());
     }
 }
