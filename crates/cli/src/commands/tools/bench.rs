@@ -39,6 +39,9 @@ enum BenchCommand {
     Store(super::bench_store::StoreArgs),
     /// Compactor throughput (2h → 8h → 2d, raw → 5m, 5m → 1h) and peak memory.
     Compact(super::bench_compact::CompactArgs),
+    /// A 30-day range query through querier → store gateway at `auto`
+    /// resolution next to raw: latency and bytes fetched from the bucket.
+    Downsampled(super::bench_downsampled::DownsampledArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +100,9 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         }
         BenchCommand::Store(a) => {
             tokio::task::spawn_blocking(move || super::bench_store::run(a)).await?
+        }
+        BenchCommand::Downsampled(a) => {
+            tokio::task::spawn_blocking(move || super::bench_downsampled::run(a)).await?
         }
     }
 }

@@ -24,6 +24,8 @@ use strata_storage::ChunkMeta;
 use strata_tsdb::block::{Block, BlockWriter, BlockWriterOptions};
 use tokio_util::sync::CancellationToken;
 
+use super::bench_proc::dir_bytes;
+
 /// `strata tools bench compact` flags.
 #[derive(Debug, Args)]
 pub struct CompactArgs {
@@ -41,9 +43,12 @@ pub struct CompactArgs {
     dir: Option<PathBuf>,
 }
 
-const H: i64 = 3_600_000;
+/// An hour, ms.
+pub(super) const H: i64 = 3_600_000;
 /// 2023-12-31T00:00:00Z, a multiple of 2 days.
 const T0: i64 = 1_703_980_800_000;
+/// 2023-12-21T00:00:00Z, a multiple of 14 days (the largest compaction level).
+pub(super) const T0_14D: i64 = 1_703_116_800_000;
 
 fn out(s: &str) {
     use std::io::Write;
@@ -61,58 +66,64 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn dir_bytes(p: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                dir_bytes(&p)
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            }
-        })
-        .sum()
-}
-
-/// Writes one block of `series` counters sampled every `step` ms over
-/// `[from, to)`; returns its directory and sample count.
-fn write_block(
+/// Writes one block of `series` counters `bench_requests_total` sampled every
+/// `step` ms over `[from, to)`; returns its directory and sample count.
+///
+/// With `gauges` (the downsampling benchmark's data set), also as many gauges
+/// `bench_gauge` with the same other labels, and counters that go on from
+/// where the previous block of the same length ended (no resets between
+/// blocks from [`T0_14D`] on). Without it, counters start again in each block
+/// as they always have, so that `bench compact`'s numbers stay comparable.
+pub(super) fn write_block(
     dir: &Path,
     series: usize,
     from: i64,
     to: i64,
     step: i64,
+    gauges: bool,
 ) -> anyhow::Result<(PathBuf, u64)> {
-    let labels: Vec<Labels> = (0..series)
-        .map(|i| {
-            Labels::from_pairs([
-                ("__name__", "bench_requests_total".to_string()),
-                ("instance", format!("host-{:03}", i % 100)),
-                ("series", format!("{i:06}")),
-            ])
+    let names: &[&str] = if gauges {
+        &["bench_gauge", "bench_requests_total"]
+    } else {
+        &["bench_requests_total"]
+    };
+    let labels: Vec<(usize, bool, Labels)> = names
+        .iter()
+        .flat_map(|&name| {
+            (0..series).map(move |i| {
+                let l = Labels::from_pairs([
+                    ("__name__", name.to_string()),
+                    ("instance", format!("host-{:03}", i % 100)),
+                    ("series", format!("{i:06}")),
+                ]);
+                (i, name == "bench_gauge", l)
+            })
         })
         .collect();
     let mut symbols: Vec<String> = labels
         .iter()
-        .flat_map(|l| {
+        .flat_map(|(_, _, l)| {
             l.iter()
                 .flat_map(|x| [x.name.to_string(), x.value.to_string()])
         })
         .collect();
     symbols.sort();
     symbols.dedup();
-    let mut sorted: Vec<(usize, &Labels)> = labels.iter().enumerate().collect();
-    sorted.sort_by(|a, b| a.1.compare(b.1));
+    let mut sorted: Vec<&(usize, bool, Labels)> = labels.iter().collect();
+    sorted.sort_by(|a, b| a.2.compare(&b.2));
     let mut w = BlockWriter::create(dir, BlockWriterOptions::default())?;
     w.add_symbols(symbols.iter().map(String::as_str))?;
     let mut chunks = Vec::new();
-    for (i, l) in sorted {
+    for (i, gauge, l) in sorted.into_iter().map(|(i, g, l)| (*i, *g, l)) {
         chunks.clear();
         let mut t = from;
-        let mut v = (i * 7) as f64;
+        // The increments below add up to 10 over any 5 samples in a row.
+        let carried = if gauges {
+            (from - T0_14D).max(0) / step * 2
+        } else {
+            0
+        };
+        let mut v = (i * 7) as f64 + carried as f64;
         while t < to {
             let mut a = XorChunk::new().appender();
             let first = t;
@@ -121,8 +132,14 @@ fn write_block(
                 if t >= to {
                     break;
                 }
-                // A counter with a few distinct increments, as scrapes give.
-                v += ((t / step + i as i64) % 5) as f64;
+                if gauge {
+                    // A gauge wandering over [0, 100) in steps of 0.1.
+                    let k = (t / step).wrapping_mul(7919) + i as i64 * 31;
+                    v = k.rem_euclid(1000) as f64 / 10.0;
+                } else {
+                    // A counter with a few distinct increments, as scrapes give.
+                    v += ((t / step + i as i64) % 5) as f64;
+                }
                 a.append(t, v)?;
                 last = t;
                 t += step;
@@ -171,6 +188,7 @@ pub fn run(a: CompactArgs) -> anyhow::Result<()> {
             T0 + k * 2 * H,
             T0 + (k + 1) * 2 * H,
             15_000,
+            false,
         )?;
         if k < a.blocks as i64 {
             samples += n;
@@ -180,7 +198,7 @@ pub fn run(a: CompactArgs) -> anyhow::Result<()> {
         ))?;
         std::fs::remove_dir_all(&dir)?;
     }
-    let source_bytes = dir_bytes(&bucket_dir) * a.blocks as u64 / (a.blocks as u64 + 1);
+    let source_bytes = dir_bytes(&bucket_dir, None) * a.blocks as u64 / (a.blocks as u64 + 1);
     out(&format!(
         "bucket: {} + 1 blocks x {} series, {samples} samples to compact ({:.1} MiB), written in {:.1?}",
         a.blocks,
@@ -259,7 +277,7 @@ pub fn run(a: CompactArgs) -> anyhow::Result<()> {
         &bdir,
     ))?;
     let block = Block::open(&bdir)?;
-    let raw_bytes = dir_bytes(&bdir);
+    let raw_bytes = dir_bytes(&bdir, None);
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let t = Instant::now();
     let m5 = downsample_block(&block, &two_days, &local, RES_5M)?;
@@ -277,14 +295,14 @@ pub fn run(a: CompactArgs) -> anyhow::Result<()> {
 
     if a.series_1h > 0 {
         // 10 days of 1-minute raw data -> 5m (not timed) -> 1h (timed).
-        let (dir, n) = write_block(&local, a.series_1h, T0, T0 + 240 * H, 60_000)?;
+        let (dir, n) = write_block(&local, a.series_1h, T0, T0 + 240 * H, 60_000, false)?;
         let mut meta = strata_block::Meta::read_from_dir(&dir)?;
         meta.thanos.labels = labels.clone();
         let raw = Block::open(&dir)?;
         let m5 = downsample_block(&raw, &meta, &local, RES_5M)?;
         let d5 = local.join(m5.block.ulid.to_string());
         let b5 = Block::open(&d5)?;
-        let bytes5 = dir_bytes(&d5);
+        let bytes5 = dir_bytes(&d5, None);
         let t = Instant::now();
         let m1h = downsample_block(&b5, &m5, &local, RES_1H)?;
         let took = t.elapsed().as_secs_f64();

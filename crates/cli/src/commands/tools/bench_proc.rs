@@ -1,5 +1,8 @@
-//! Spawning servers for side-by-side benchmarks.
+//! Shared helpers of the benchmarks that run real servers: spawning them,
+//! reading their `/metrics`, timing HTTP API queries, sizing directories.
 
+use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,4 +78,92 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Sum of a counter family's samples on a `/metrics` page, over the samples
+/// whose label text contains `labels` (`""`: all of them).
+pub(crate) fn metric_sum(url: &str, name: &str, labels: &str) -> anyhow::Result<f64> {
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .with_context(|| format!("{url}/metrics"))?
+        .into_string()?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+                && l.contains(labels)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// Runs one `/api/v1/query_range` with `params`; returns its latency and the
+/// response body, or an error when the status is not `success`.
+pub(crate) fn query_range(
+    url: &str,
+    params: &[(&str, String)],
+) -> anyhow::Result<(Duration, String)> {
+    let mut req = ureq::get(&format!("{url}/api/v1/query_range"));
+    for (k, v) in params {
+        req = req.query(k, v);
+    }
+    let t = Instant::now();
+    // Not `into_string`: it refuses bodies over 10 MB.
+    let mut body = String::new();
+    req.call()
+        .with_context(|| format!("{url}/api/v1/query_range"))?
+        .into_reader()
+        .read_to_string(&mut body)
+        .with_context(|| format!("reading {url}/api/v1/query_range"))?;
+    let took = t.elapsed();
+    if !body.contains("\"success\"") {
+        bail!("{url}: {body}");
+    }
+    Ok((took, body))
+}
+
+/// Waits until the querier at `query_url` knows a store whose data reaches
+/// `max_time_ms` (it learns time ranges from its periodic Info refresh).
+pub(crate) fn wait_for_store(
+    query_url: &str,
+    max_time_ms: i64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = ureq::get(&format!("{query_url}/api/v1/stores")).call() {
+            let v: serde_json::Value = serde_json::from_str(&r.into_string()?)?;
+            let max = v["data"]["store"][0]["maxTime"]
+                .as_i64()
+                .unwrap_or(i64::MIN);
+            if max >= max_time_ms {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("the querier did not see the store gateway's blocks within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Bytes of the files under `p`, recursively; only files named `name` when
+/// given.
+pub(crate) fn dir_bytes(p: &Path, name: Option<&str>) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                dir_bytes(&path, name)
+            } else if name.is_none_or(|n| e.file_name() == n) {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .sum()
 }

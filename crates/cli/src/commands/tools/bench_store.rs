@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
-use super::bench_proc::{free_port, Proc};
+use super::bench_proc::{dir_bytes, free_port, metric_sum, query_range, wait_for_store, Proc};
 use super::bench_query::{copy_dir, write_blocks, T0_MS};
 
 /// Flags of `bench store`.
@@ -47,24 +47,6 @@ fn out(s: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{s}");
 }
 
-fn dir_bytes(p: &Path, name: Option<&str>) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| {
-            let path = e.path();
-            if path.is_dir() {
-                dir_bytes(&path, name)
-            } else if name.is_none_or(|n| e.file_name() == n) {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            } else {
-                0
-            }
-        })
-        .sum()
-}
-
 /// Resident memory now (VmRSS), KiB.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -82,22 +64,6 @@ fn rss_kib(pid: u32) -> u64 {
 /// the kernel refuses.
 fn reset_peak_rss(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
-
-/// Sum of a counter family's samples on a `/metrics` page.
-fn metric_sum(url: &str, name: &str) -> anyhow::Result<f64> {
-    let text = ureq::get(&format!("{url}/metrics"))
-        .call()
-        .with_context(|| format!("{url}/metrics"))?
-        .into_string()?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
 }
 
 /// Uploads every block under `src` to the bucket configured in `cfg`.
@@ -217,23 +183,7 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
     let rest_kib = rss_kib(store.pid());
     // The querier learns the store's time range from its Info refresh.
     let end = (T0_MS + a.hours * 3_600_000) / 1000;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = ureq::get(&format!("{}/api/v1/stores", query.url)).call();
-        if let Ok(r) = r {
-            let v: serde_json::Value = serde_json::from_str(&r.into_string()?)?;
-            let max = v["data"]["store"][0]["maxTime"]
-                .as_i64()
-                .unwrap_or(i64::MIN);
-            if max >= end * 1000 - 15_000 {
-                break;
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("the querier did not see the store gateway's blocks within 60s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_store(&query.url, end * 1000 - 15_000, Duration::from_secs(60))?;
     let added_kib = rest_kib.saturating_sub(base_kib) as f64;
     out(&format!(
         "store gateway at rest (after sync): RSS {:.1} MiB, {:.1} MiB over an empty bucket's {:.1} MiB = {:.0} KiB per block, {:.1} B per series-in-block; blocks' index size {:.1} MiB",
@@ -300,19 +250,7 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         "prom peak"
     ));
     let time_one = |url: &str, params: &[(&str, String)]| -> anyhow::Result<Duration> {
-        let mut req = ureq::get(&format!("{url}/api/v1/query_range"));
-        for (k, v) in params {
-            req = req.query(k, v);
-        }
-        let t = Instant::now();
-        let body = req
-            .call()
-            .with_context(|| format!("{url}/api/v1/query_range"))?
-            .into_string()?;
-        if !body.contains("\"success\"") {
-            bail!("{url}: {body}");
-        }
-        Ok(t.elapsed())
+        Ok(query_range(url, params)?.0)
     };
     let time = |url: &str, params: &[(&str, String)]| -> anyhow::Result<Duration> {
         let mut ts = (0..a.rounds)
@@ -335,10 +273,11 @@ pub fn run(a: StoreArgs) -> anyhow::Result<()> {
         ];
         // The first run is cold (nothing cached): its bytes are what a query
         // costs the bucket; then the median of warm runs.
-        let before = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")?;
+        let before = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total", "")?;
         let peaks = reset_peak_rss(store.pid());
         let cold = time_one(&query.url, &p)?;
-        let fetched = metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total")? - before;
+        let fetched =
+            metric_sum(&store.url, "strata_store_bucket_fetched_bytes_total", "")? - before;
         let s = time(&query.url, &p)?;
         let sg_peak = store.peak_rss_kib();
         let peaks = reset_peak_rss(prom.pid()) && peaks;

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_compact;
+mod bench_downsampled;
 mod bench_ingest;
 mod bench_proc;
 mod bench_query;
