@@ -14,9 +14,8 @@
 mod api_util;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -27,74 +26,13 @@ use strata_testkit::faultproxy::{FaultKind, FaultProxy, Faults};
 use strata_testkit::openmetrics::{generate, Options};
 use strata_testkit::{free_port, GarageProcess, PrometheusProcess};
 
+use api_util::procs::Proc;
 use api_util::shipped::rt;
 use api_util::{get_json, strata};
 
 const H: i64 = 3600;
 /// 2023-12-31T00:00:00Z: a multiple of 2 days, so 2d ranges start here.
 const T0: i64 = 1_703_980_800;
-
-/// A `strata` subcommand, killed on drop.
-struct Proc {
-    child: Option<Child>,
-    args: Vec<String>,
-    http: String,
-    log: PathBuf,
-    _work: tempfile::TempDir,
-}
-
-impl Proc {
-    fn spawn(args: Vec<String>, http: String) -> Self {
-        let work = tempfile::tempdir().unwrap();
-        let log = work.path().join("stderr.log");
-        let child = Command::new(strata())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut p = Self {
-            child: Some(child),
-            args,
-            http,
-            log,
-            _work: work,
-        };
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(st) = p.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{:?} exited with {st}:\n{}", p.args, p.stderr());
-            }
-            if ureq::get(&format!("{}/-/ready", p.http))
-                .call()
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return p;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{:?} not ready:\n{}",
-                p.args,
-                p.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn bucket_of(yaml: &str) -> Bucket {
     Bucket::from_config(

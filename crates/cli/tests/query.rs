@@ -12,10 +12,9 @@
 mod api_util;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,104 +22,8 @@ use serde_json::Value;
 use strata_testkit::openmetrics::{generate, Options};
 use strata_testkit::{free_port, PrometheusProcess};
 
-use api_util::{get_json, strata};
-
-/// A `strata` subcommand, killed on drop.
-struct Proc {
-    child: Option<Child>,
-    args: Vec<String>,
-    http: String,
-    stderr_path: PathBuf,
-    _work: tempfile::TempDir,
-}
-
-impl Proc {
-    fn spawn(args: Vec<String>, http: String) -> Self {
-        let work = tempfile::tempdir().unwrap();
-        let stderr_path = work.path().join("stderr.log");
-        let mut p = Self {
-            child: None,
-            args,
-            http,
-            stderr_path,
-            _work: work,
-        };
-        p.start();
-        p
-    }
-
-    fn start(&mut self) {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&self.stderr_path)
-            .unwrap();
-        let child = Command::new(strata())
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        let url = format!("{}/-/ready", self.http);
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{:?} exited with {st}:\n{}", self.args, self.stderr());
-            }
-            if ureq::get(&url).call().is_ok_and(|r| r.status() == 200) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{:?} not ready:\n{}",
-                self.args,
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    /// SIGKILL and reap.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGTERM; the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut c = self.child.take().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st;
-            }
-            assert!(Instant::now() < deadline, "no exit:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use api_util::get_json;
+use api_util::procs::Proc;
 
 /// `strata server` on a fixed port (so a restart keeps its address).
 fn server(dir: &Path, name: &str, config: &str) -> Proc {

@@ -1,7 +1,14 @@
 //! Flag value parsers and process plumbing shared by several subcommands.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
 use strata_config::parse_duration_ms;
 use tokio_util::sync::CancellationToken;
 
@@ -131,6 +138,51 @@ pub(crate) fn relabel_configs(
         (None, None) => return Ok(Vec::new()),
     };
     strata_config::parse_relabel_configs(&text).with_context(|| format!("parsing {what}"))
+}
+
+/// `/metrics` of `registry`, `/-/healthy` (200 while serving) and `/-/ready`
+/// (200 once `ready` is set, 503 before): the HTTP surface every component
+/// serves; components add their own routes to it.
+pub(crate) fn probes_router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move {
+                    let mut out = String::new();
+                    match prometheus_client::encoding::text::encode(&mut out, &registry) {
+                        Ok(()) => (
+                            StatusCode::OK,
+                            [(
+                                header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            out,
+                        ),
+                        Err(e) => (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                            format!("encoding metrics: {e}\n"),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route(
+            "/-/ready",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::Relaxed) {
+                        (StatusCode::OK, "OK\n").into_response()
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "NOT OK\n").into_response()
+                    }
+                }
+            }),
+        )
 }
 
 /// The bound address of `l`, for logs.

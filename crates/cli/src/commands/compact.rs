@@ -17,7 +17,6 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use axum::extract::RawQuery;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use clap::Args;
@@ -32,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::common::{
-    bucket_config, duration_arg, local, relabel_configs, time_or_duration_arg, wait_for_signal,
+    bucket_config, duration_arg, local, probes_router, relabel_configs, time_or_duration_arg,
+    wait_for_signal,
 };
 
 /// `strata compact` flags (Thanos' names and defaults).
@@ -271,74 +271,35 @@ fn router(
     ready: Arc<AtomicBool>,
     blocks: Arc<Mutex<BlocksView>>,
 ) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    let mut out = String::new();
-                    match prometheus_client::encoding::text::encode(&mut out, &registry) {
-                        Ok(()) => (
-                            StatusCode::OK,
-                            [(
-                                header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            out,
-                        ),
-                        Err(e) => (
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                            format!("encoding metrics: {e}\n"),
-                        ),
-                    }
-                }
-            }),
-        )
-        .route("/-/healthy", get(|| async { "OK\n" }))
-        .route(
-            "/-/ready",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "OK\n").into_response()
+    probes_router(registry, ready).route(
+        "/api/v1/blocks",
+        get(move |RawQuery(q): RawQuery| {
+            let blocks = blocks.clone();
+            async move {
+                let view = blocks.lock().map(|v| {
+                    let loaded = q
+                        .as_deref()
+                        .unwrap_or("")
+                        .split('&')
+                        .any(|kv| kv == "view=loaded");
+                    if loaded {
+                        v.loaded.clone()
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "NOT OK\n").into_response()
+                        v.global.clone()
                     }
-                }
-            }),
-        )
-        .route(
-            "/api/v1/blocks",
-            get(move |RawQuery(q): RawQuery| {
-                let blocks = blocks.clone();
-                async move {
-                    let view = blocks.lock().map(|v| {
-                        let loaded = q
-                            .as_deref()
-                            .unwrap_or("")
-                            .split('&')
-                            .any(|kv| kv == "view=loaded");
-                        if loaded {
-                            v.loaded.clone()
-                        } else {
-                            v.global.clone()
-                        }
-                    });
-                    let data = view
-                        .ok()
-                        .flatten()
-                        .unwrap_or_else(|| blocks_info(Vec::new(), None));
-                    (
-                        StatusCode::OK,
-                        [(header::CONTENT_TYPE, "application/json")],
-                        serde_json::json!({"status": "success", "data": data}).to_string(),
-                    )
-                }
-            }),
-        )
+                });
+                let data = view
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| blocks_info(Vec::new(), None));
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::json!({"status": "success", "data": data}).to_string(),
+                )
+            }
+        }),
+    )
 }
 
 /// Refreshes the block viewer's whole-bucket view.

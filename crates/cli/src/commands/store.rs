@@ -14,10 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use clap::Args;
 use prometheus_client::registry::Registry;
 use strata_model::relabel::RelabelConfig;
@@ -26,7 +22,7 @@ use strata_store::{BucketStore, IndexCacheConfig, Limits, StoreOptions};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::common::{duration_arg, local, time_or_duration_arg, wait_for_signal};
+use super::common::{duration_arg, local, probes_router, time_or_duration_arg, wait_for_signal};
 
 /// `strata store` flags (Thanos' names and defaults).
 #[derive(Debug, Args)]
@@ -198,50 +194,6 @@ impl Config {
     }
 }
 
-/// `/metrics`, `/-/healthy` (200 while serving) and `/-/ready` (200 after the
-/// first sync, 503 before).
-fn router(registry: Arc<Registry>, ready: Arc<AtomicBool>) -> Router {
-    Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let registry = registry.clone();
-                async move {
-                    let mut out = String::new();
-                    match prometheus_client::encoding::text::encode(&mut out, &registry) {
-                        Ok(()) => (
-                            StatusCode::OK,
-                            [(
-                                header::CONTENT_TYPE,
-                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                            )],
-                            out,
-                        ),
-                        Err(e) => (
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                            format!("encoding metrics: {e}\n"),
-                        ),
-                    }
-                }
-            }),
-        )
-        .route("/-/healthy", get(|| async { "OK\n" }))
-        .route(
-            "/-/ready",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "OK\n").into_response()
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "NOT OK\n").into_response()
-                    }
-                }
-            }),
-        )
-}
-
 /// One sync, logged; blocks that fail to load are warned about by name.
 async fn sync_once(store: &BucketStore) -> anyhow::Result<()> {
     let r = store.sync().await.context("syncing blocks")?;
@@ -280,7 +232,7 @@ pub async fn run(c: Config) -> anyhow::Result<()> {
         .with_context(|| format!("listening on --http-address {}", c.http_address))?;
     info!(address = %local(&http_listener), "listening for HTTP");
     let ready = Arc::new(AtomicBool::new(false));
-    let app = router(Arc::new(registry), ready.clone());
+    let app = probes_router(Arc::new(registry), ready.clone());
     let graceful = shutdown.clone();
     let mut http = tokio::spawn(async move {
         axum::serve(http_listener, app)

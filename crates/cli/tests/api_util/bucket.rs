@@ -152,28 +152,10 @@ pub fn write_block(parent: &Path, series: &[(&str, Vec<Vec<i64>>)], range: (i64,
     w.finish(Some(range)).unwrap().unwrap().ulid.to_string()
 }
 
-/// `promtool tsdb dump` of a copy of one block directory under `db`.
+/// `promtool tsdb dump` of one block directory (copied under `db`, which
+/// testkit's dump copies again with the `wal/` promtool 2.42 needs).
 pub fn promtool_dump(block_dir: &Path, db: &Path) -> String {
-    // promtool 2.42's dump opens the WAL too.
-    std::fs::create_dir_all(db.join("wal")).unwrap();
     let dst = db.join(block_dir.file_name().unwrap());
-    std::fs::create_dir_all(dst.join("chunks")).unwrap();
-    for f in ["index", "meta.json"] {
-        std::fs::copy(block_dir.join(f), dst.join(f)).unwrap();
-    }
-    for e in std::fs::read_dir(block_dir.join("chunks")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dst.join("chunks").join(e.file_name())).unwrap();
-    }
-    let out = Command::new("/usr/bin/promtool")
-        .args(["tsdb", "dump"])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "promtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    strata_testkit::copy_dir(block_dir, &dst);
+    strata_testkit::promtool_dump(db)
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use strata_testkit::openmetrics::{generate, Options};
 
 pub mod bucket;
+pub mod procs;
 pub mod shipped;
 
 /// The `strata` binary under test.
